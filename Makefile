@@ -1,0 +1,40 @@
+# The two commands of the README: `make quickstart` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# On a CPU-only Linux box torch must be this CPU build, installed first and kept pinned; on a CUDA machine use
+# e.g. `make TORCH_PIN=torch==2.13.0 PIP_EXTRA='--index-url https://download.pytorch.org/whl/cu128' install`.
+TORCH_PIN ?= torch==2.13.0
+PIP_EXTRA ?=
+STAMP := $(VENV)/.installed
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: install quickstart test lint format clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_EXTRA) "$(TORCH_PIN)"
+	echo "$(TORCH_PIN)" > $(VENV)/torch-pin.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(VENV)/torch-pin.txt -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+quickstart: $(STAMP)
+	$(BIN)/zsl-bench data synth --out data/synth
+	$(BIN)/zsl-bench sweep --space search_spaces/quickstart.yaml
+	$(BIN)/zsl-bench leaderboard --results results --out results/leaderboard.md
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) data/synth .pytest_cache .ruff_cache

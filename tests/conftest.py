@@ -1,0 +1,50 @@
+"""Shared fixtures: one synthetic dataset per test session, and the path to the real xlsa17 files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default synthetic dataset (32 classes, 8 unseen), generated once per session."""
+    from zsl_bench.data.synth import SynthSpec, generate
+
+    root = tmp_path_factory.mktemp("data") / "synth"
+    generate(root, SynthSpec(seed=0))
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real xlsa17 split files beside the repo (../shared/data); tests needing them skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real xlsa17 files not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600):
+    import os
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "zsl_bench.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture
+def cli():
+    """``cli(*args, cwd=None, env=None)`` runs ``zsl-bench ARGS`` in a fresh interpreter → (code, stdout, stderr)."""
+    return _cli

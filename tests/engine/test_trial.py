@@ -1,0 +1,102 @@
+import json
+
+import pytest
+import torch
+import yaml
+
+from zsl_bench.engine import TrialFailed, run_trial
+from zsl_bench.errors import UserError
+from zsl_bench.models import MODELS
+from zsl_bench.models.base import ZslModel
+
+KEYS = {"czsl", "u", "s", "h"}
+
+
+def small_cfg(root, **sections):
+    cfg = {
+        "model": {"name": "resnet_test", "options": {"width": 8}},
+        "data": {"name": "synth", "root": str(root)},
+        "train": {"epochs": 2, "seed": 1},
+    }
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    return cfg
+
+
+def test_run_directory_contract(synth_root, tmp_path):
+    reports = []
+    summary = run_trial(small_cfg(synth_root, meta={"sweep": "s1", "trial_id": "t1"}), tmp_path / "run", reports.append)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "done", "metrics.jsonl", "summary.json"]
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["name"] == "resnet_test" and config["data"]["name"] == "synth"
+    assert config["train"]["seed"] == 1
+    meta = config["meta"]
+    assert meta["sweep"] == "s1" and meta["trial_id"] == "t1" and meta["stage"] == "search"
+    assert "torch" in meta["versions"] and "git_sha" in meta
+
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["split"]) for r in records] == [(1, "val"), (1, "test"), (2, "val"), (2, "test")]
+    for r in records:
+        assert r.keys() >= KEYS and all(0.0 <= r[k] <= 1.0 for k in KEYS)
+        assert r["gamma_from"] == "val" and r["score_space"] == "softmax" and r["time_s"] > 0
+    # test reuses the gamma chosen on val at the same epoch
+    assert records[0]["gamma"] == records[1]["gamma"]
+
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk == summary
+    best = summary["best_by_val"]
+    assert summary["status"] == "completed" and summary["compute_s"] > 0 and summary["device"] == "cpu"
+    assert set(best) == {"epoch", "gamma", "val", "test"} and KEYS == set(best["val"]) == set(best["test"])
+    chosen = max((r for r in records if r["split"] == "val"), key=lambda r: (r["h"], -r["epoch"]))
+    assert best["epoch"] == chosen["epoch"] and best["val"]["h"] == chosen["h"]
+
+    assert [r["epoch"] for r in reports] == [1, 2]
+    assert {"val/h", "val/czsl", "test/h", "train/loss"} <= reports[0].keys()
+
+
+def test_scheduler_stop_finalises_the_run(synth_root, tmp_path):
+    def stop_at_first(metrics):
+        raise SystemExit(0)  # how Ray Tune stops a function trainable
+
+    with pytest.raises(SystemExit):
+        run_trial(small_cfg(synth_root, train={"epochs": 3}), tmp_path / "run", stop_at_first)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["epochs_run"] == 1
+    assert (tmp_path / "run" / "done").exists()
+
+
+@MODELS.register("nan_test")
+def _nan_model(num_attributes: int, image_size: int) -> ZslModel:
+    class Nan(ZslModel):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, images):
+            return {"attr": torch.full((images.shape[0], num_attributes), float("nan")) * self.w}
+
+    return Nan()
+
+
+def test_nan_loss_fails_the_trial_with_a_record(synth_root, tmp_path):
+    with pytest.raises(TrialFailed, match="epoch 1: loss is nan"):
+        run_trial(small_cfg(synth_root, model={"name": "nan_test", "options": {}}), tmp_path / "run")
+    run = tmp_path / "run"
+    assert "TrialFailed" in (run / "error.txt").read_text()
+    assert not (run / "done").exists()
+
+
+def test_final_stage_uses_fixed_gamma_and_test_only(synth_root, tmp_path):
+    summary = run_trial(small_cfg(synth_root, meta={"stage": "final"}, eval={"gamma": 0.1}), tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in records} == {"test"}
+    assert all(r["gamma"] == 0.1 and r["gamma_from"] == "fixed" for r in records)
+    assert summary["best_by_val"]["val"] is None and summary["best_by_val"]["epoch"] == 2
+
+
+def test_missing_dataset_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="zsl-bench data synth --out"):
+        run_trial(small_cfg(tmp_path / "nowhere"), tmp_path / "run")
+    assert (tmp_path / "run" / "error.txt").exists()

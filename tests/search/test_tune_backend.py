@@ -1,0 +1,76 @@
+"""A real sweep: the CLI starts a local Ray (token auth), runs Optuna + ASHA trials, and records failures."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_sweep_records_every_trial_and_survives_a_failing_one(synth_root, tmp_path, cli):
+    space = {
+        "base": "quickstart",
+        "set": {"data.root": str(synth_root), "train.epochs": 2},
+        "sweep": {"num_samples": 4, "max_concurrent": 2, "resources_per_trial": {"cpu": 1}, "seed": 3},
+        "space": {
+            "optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+            # width 0 builds a model whose first forward raises: a failing trial the sweep must survive
+            "model.options.width": {"type": "choice", "values": [0, 8]},
+        },
+    }
+    space_file = tmp_path / "tiny.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    home = tmp_path / "home"
+    home.mkdir()
+    # a fresh HOME: the sweep must neither need nor write ~/.ray/auth_token
+    code, out, err = cli(
+        "sweep", "--space", str(space_file), "--results", str(tmp_path / "results"), env={"HOME": str(home)}
+    )
+    assert code == 0, err[-3000:]
+    sweep_dir = tmp_path / "results" / "tiny"
+    runs = sorted(p for p in sweep_dir.iterdir() if not p.name.startswith("_"))
+    assert len(runs) == 4
+    widths = {}
+    for run in runs:
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["meta"]["sweep"] == "tiny" and config["meta"]["trial_id"] == run.name
+        assert config["meta"]["stage"] == "search"
+        widths[run.name] = config["model"]["options"]["width"]
+        if widths[run.name] == 0:
+            assert (run / "error.txt").exists() and not (run / "done").exists()
+        else:
+            assert (run / "done").exists()
+            assert json.loads((run / "summary.json").read_text())["status"] in {"completed", "stopped"}
+    failed = sum(1 for w in widths.values() if w == 0)
+    assert 0 < failed < 4, widths  # the seeded searcher draws both widths
+    assert f"{failed} failed" in out
+    assert not (home / ".ray").exists()
+    token = sweep_dir / "_ray" / "auth_token"
+    assert token.exists() and oct(token.stat().st_mode & 0o777) == "0o600"
+
+    code, out, err = cli("leaderboard", "--results", str(tmp_path / "results"), "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [(r["dataset"], r["model"], r["protocol"]) for r in rows] == [("synth", "resnet_test", "search")]
+    assert f"{failed} failed" in err
+
+
+def test_local_token_is_private_and_stable(tmp_path):
+    from zsl_bench.search.tune_backend import ensure_local_token
+
+    saved = {k: os.environ.pop(k, None) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    try:
+        ensure_local_token(tmp_path / "_ray")
+        token = Path(os.environ["RAY_AUTH_TOKEN_PATH"])
+        assert os.environ["RAY_AUTH_MODE"] == "token" and len(token.read_text().strip()) == 64
+        first = token.read_text()
+        ensure_local_token(tmp_path / "_ray")  # idempotent: an existing token is kept
+        assert token.read_text() == first
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v

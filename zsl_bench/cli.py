@@ -1,0 +1,206 @@
+"""``zsl-bench …``: the only argv parser. Bad input → one line on stderr and exit code 2.
+
+Heavy modules (torch, ray, transformers) are imported inside the command that needs them, so
+``zsl-bench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from zsl_bench.errors import UserError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit 2) instead of usage text + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
+def _overrides(pairs: list[str] | None) -> dict[str, Any]:
+    from zsl_bench.config import parse_override
+
+    return dict(parse_override(p) for p in pairs or [])
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from zsl_bench.data.synth import SynthSpec, generate
+
+    start = time.perf_counter()
+    counts = generate(Path(args.out), SynthSpec(seed=args.seed))
+    print(json.dumps(counts))
+    print(f"synthetic dataset in {args.out} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from zsl_bench.data.datasets import load_dataset
+    from zsl_bench.data.xlsa17 import summarize
+
+    data = load_dataset(args.dataset, args.root)
+    counts = summarize(data.split, data.labels)
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        for key, value in counts.items():
+            print(f"{key:>12}: {value}")
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from zsl_bench.models import MODELS
+
+    for name in MODELS.names(args.pattern):
+        print(name)
+    return 0
+
+
+def cmd_config_keys(args: argparse.Namespace) -> int:
+    from zsl_bench.config import valid_keys
+
+    print("\n".join(valid_keys()))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from zsl_bench.config import build_config
+    from zsl_bench.data.datasets import DATASETS
+    from zsl_bench.models import MODELS
+
+    MODELS.get(args.model)  # unknown names fail here, before any data is read
+    DATASETS.get(args.dataset)
+    overrides = {"model.name": args.model, "data.name": args.dataset, **_overrides(args.set)}
+    if args.data_root:
+        overrides["data.root"] = args.data_root
+    cfg = build_config(args.config, overrides, source="command line")
+    out = Path(args.out or f"results/runs/{args.model}_{args.dataset}_{time.strftime('%Y%m%d-%H%M%S')}")
+
+    from zsl_bench.engine import run_trial
+
+    summary = run_trial(cfg, out)
+    best = summary["best_by_val"]
+    test = best["test"]
+    print(
+        f"run {out}: epoch {best['epoch']} gamma {best['gamma']:.3f} test CZSL {100 * test['czsl']:.1f} "
+        f"U {100 * test['u']:.1f} S {100 * test['s']:.1f} H {100 * test['h']:.1f} ({summary['compute_s']:.0f} s)"
+    )
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from zsl_bench.config import build_config, to_dict
+    from zsl_bench.search.space import load_space
+
+    space, base = load_space(args.space)
+    if args.set:
+        base = build_config(to_dict(base), _overrides(args.set), source="command line")
+    if args.num_samples:
+        space.sweep.num_samples = args.num_samples
+    name = args.name or space.sweep.name or Path(args.space).stem
+
+    from zsl_bench.search.tune_backend import run_sweep
+
+    out = run_sweep(space, base, Path(args.results), name)
+    print(
+        f"sweep {out.name}: {out.completed} completed, {out.stopped} early-stopped, {out.failed} failed "
+        f"in {out.wall_s:.0f} s; run directories in {out.sweep_dir}"
+    )
+    if out.best_trial:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.best_params.items())
+        print(f"best: {out.best_trial} {space.sweep.metric}={out.best_metric:.4f} ({params})")
+    return 0 if out.completed + out.stopped > 0 else 1
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from zsl_bench.report.leaderboard import collect, render
+    from zsl_bench.rundir import write_text_atomic
+
+    results = Path(args.results)
+    if not results.is_dir():
+        raise UserError(f"results directory not found: {results} (run a sweep or pass --results DIR)")
+    rows, skipped = collect(results)
+    if skipped.total:
+        print(skipped.line(), file=sys.stderr)
+    text = render(rows, args.format)
+    if args.out:
+        write_text_atomic(Path(args.out), text + "\n")
+    print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="zsl-bench", description="Train, sweep and rank zero-shot image classifiers.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = sub.add_parser("data", help="create and inspect datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    synth = dsub.add_parser("synth", help="generate the synthetic dataset (xlsa17 format)")
+    synth.add_argument("--out", required=True, help="directory to create")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_data_synth)
+    inspect = dsub.add_parser("inspect", help="print a dataset's split counts")
+    inspect.add_argument("--dataset", required=True)
+    inspect.add_argument("--root", default=None, help="dataset directory (default data/<dataset>)")
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(func=cmd_data_inspect)
+
+    models = sub.add_parser("models", help="the model zoo")
+    msub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    mlist = msub.add_parser("list", help="list registered models")
+    mlist.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit*'")
+    mlist.set_defaults(func=cmd_models_list)
+
+    config = sub.add_parser("config", help="the experiment config schema")
+    csub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    csub.add_parser("keys", help="list every dotted config key").set_defaults(func=cmd_config_keys)
+
+    train = sub.add_parser("train", help="run one trial into a run directory")
+    train.add_argument("--model", required=True)
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--data-root", default=None)
+    train.add_argument("--config", default=None, help="preset name or YAML file to start from")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    train.add_argument("--out", default=None, help="run directory (default results/runs/<model>_<dataset>_<time>)")
+    train.set_defaults(func=cmd_train)
+
+    sweep = sub.add_parser("sweep", help="hyperparameter search with Ray Tune + Optuna + ASHA")
+    sweep.add_argument("--space", required=True, help="search-space YAML file")
+    sweep.add_argument("--name", default=None, help="sweep name (default: the space file's name)")
+    sweep.add_argument("--results", default="results", help="results root (default results/)")
+    sweep.add_argument("--num-samples", type=int, default=None)
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base config key")
+    sweep.set_defaults(func=cmd_sweep)
+
+    board = sub.add_parser("leaderboard", help="aggregate run directories into a table")
+    board.add_argument("--results", default="results")
+    board.add_argument("--format", choices=["md", "json"], default="md")
+    board.add_argument("--out", default=None, help="also write the table to this file")
+    board.set_defaults(func=cmd_leaderboard)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``zsl-bench`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        )
+        return args.func(args)
+    except UserError as exc:
+        print(f"zsl-bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Typed experiment config: pydantic models, YAML loading, dotted ``--set a.b=value`` overrides, strict keys.
+
+An experiment config has six sections (``model``, ``data``, ``train``, ``optim``, ``eval``, ``meta``). Unknown
+keys are errors that name the closest valid key. A config is built from a *base* — a packaged preset name
+(``zsl_bench/presets/<name>.yaml``) or a path to a YAML file — plus overrides.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from zsl_bench.errors import UserError
+from zsl_bench.registry import close_matches
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    name: str = "resnet_test"
+    options: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the model factory
+
+
+class DataConfig(_Strict):
+    name: str = "synth"
+    root: str | None = None  # dataset directory; default data/<name>
+    image_size: int = Field(64, ge=8)
+    holdout_frac: float = Field(0.2, gt=0.0, lt=1.0)  # train-class images held out as val-seen (stage search)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(None, ge=1)  # torch CPU threads; None: leave as the process has it
+    hflip: bool = True  # random horizontal flip augmentation
+
+
+class OptimConfig(_Strict):
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
+
+
+class EvalConfig(_Strict):
+    score_space: Literal["softmax", "raw"] = "softmax"  # where calibrated stacking subtracts gamma
+    gamma: float | None = None  # fixed gamma; None: chosen on validation at every evaluation
+    batch_size: int = Field(256, ge=1)
+
+
+class MetaConfig(_Strict):
+    git_sha: str | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+    sweep: str | None = None
+    trial_id: str | None = None
+    stage: Literal["search", "final"] = "search"
+
+
+class ExperimentConfig(_Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    meta: MetaConfig = Field(default_factory=MetaConfig)
+
+
+def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
+    """``yaml.safe_load`` of ``path``; a missing or malformed file is a one-line ``UserError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path} (check the path)")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"malformed YAML in {where}: {problem} (fix the syntax there)") from None
+
+
+def valid_keys(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema, e.g. ``train.epochs`` (free-form dicts end the path)."""
+    keys = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            keys.extend(valid_keys(sub, key + "."))
+        else:
+            keys.append(key)
+    return keys
+
+
+def check_key(key: str, source: str) -> None:
+    """Raise ``UserError`` unless ``key`` is a settable dotted key (free dicts such as model.options.* pass)."""
+    keys = valid_keys()
+    if key in keys or any(key.startswith(k + ".") and _is_free_dict(k) for k in keys):
+        return
+    hint = close_matches(key, keys, n=1)
+    tail = f"; did you mean {hint[0]!r}?" if hint else "; see `zsl-bench config keys`"
+    raise UserError(f"unknown config key {key!r} in {source}{tail}")
+
+
+def _is_free_dict(key: str) -> bool:
+    node: Any = ExperimentConfig
+    for part in key.split("."):
+        node = node.model_fields[part].annotation
+    return getattr(node, "__origin__", None) is dict
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``'optim.lr=1e-3'`` → ``('optim.lr', 0.001)``; the value is parsed as YAML (safe)."""
+    if "=" not in text:
+        raise UserError(f"bad --set {text!r}: expected key=value, e.g. --set train.epochs=5")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``tree['a']['b'] = value`` for ``key='a.b'``, creating dicts on the way."""
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    node[parts[-1]] = value
+
+
+def resolve_base(base: str | Path) -> Path:
+    """A preset name (``quickstart``) or a YAML path → the file to read."""
+    path = Path(base)
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        return path
+    preset = PRESET_DIR / f"{base}.yaml"
+    if preset.is_file():
+        return preset
+    names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    hint = close_matches(str(base), names)
+    tail = f"did you mean {', '.join(map(repr, hint))}?" if hint else f"presets: {', '.join(names)}"
+    raise UserError(f"unknown config preset {str(base)!r} (not a file either); {tail}")
+
+
+def build_config(
+    base: str | Path | dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    source: str = "config",
+) -> ExperimentConfig:
+    """Validate ``base`` (preset name, YAML path or dict) with dotted ``overrides`` applied on top."""
+    if base is None:
+        tree: dict[str, Any] = {}
+    elif isinstance(base, dict):
+        tree = copy.deepcopy(base)
+    else:
+        path = resolve_base(base)
+        source = str(path)
+        tree = read_yaml(path, "config file") or {}
+        if not isinstance(tree, dict):
+            raise UserError(f"{path} must hold a mapping of config sections, not {type(tree).__name__}")
+    for key, value in (overrides or {}).items():
+        check_key(key, "overrides")
+        set_dotted(tree, key, value)
+    return validate(tree, source)
+
+
+def validate(tree: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Pydantic validation with the first problem turned into one readable line."""
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            check_key(key, source)  # raises with the closest valid key
+        raise UserError(f"invalid value for {key!r} in {source}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """Plain-dict form (for YAML and for Ray's param space)."""
+    return config.model_dump(mode="json")

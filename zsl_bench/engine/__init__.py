@@ -1,0 +1,5 @@
+"""Training and evaluation: ``run_trial`` is the one objective every runner (CLI, Ray Tune, SLURM) calls."""
+
+from zsl_bench.engine.trial import TrialFailed, run_trial
+
+__all__ = ["TrialFailed", "run_trial"]

@@ -1,0 +1,240 @@
+"""``run_trial``: build data, model and optimiser from a config, train, evaluate every epoch, write the run dir."""
+
+from __future__ import annotations
+
+import logging
+import random
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zsl_bench import metrics
+from zsl_bench.config import ExperimentConfig, to_dict, validate
+from zsl_bench.data.datasets import load_dataset
+from zsl_bench.data.images import load_images
+from zsl_bench.data.protocol import Protocol, make_protocol
+from zsl_bench.engine.loops import class_scores, to_score_space, train_epoch
+from zsl_bench.errors import UserError
+from zsl_bench.models import ZslModel, build_model
+from zsl_bench.rundir import RunWriter
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[dict[str, Any]], None]
+_SPLIT_SEED = 0  # the held-out validation slice is the same for every trial, whatever its train.seed
+
+
+class TrialFailed(RuntimeError):
+    """The trial could not finish (non-finite loss, …); the run directory has ``error.txt``."""
+
+
+def run_trial(
+    config: ExperimentConfig | dict[str, Any], run_dir: str | Path, report: Report | None = None
+) -> dict[str, Any]:
+    """Train and evaluate one configuration into ``run_dir`` and return its summary.
+
+    Writes ``config.yaml`` first; after every epoch one ``metrics.jsonl`` record per split and an updated
+    ``summary.json`` (``status`` ``running``); after the last epoch ``status: completed`` and ``done``.
+    ``report(flat_metrics)`` is called once per epoch, after those writes (``epoch``, ``train/loss``, ``val/h``,
+    ``test/czsl``, …) so a scheduler can stop the trial. Ray stops a trial by raising ``SystemExit`` from
+    ``report``: the run is then finalised as ``status: stopped`` (with ``done``) and the exception re-raised.
+    Any other failure writes ``error.txt`` (no ``done``) and re-raises.
+    """
+    cfg = config if isinstance(config, ExperimentConfig) else validate(config, "trial config")
+    cfg = _with_provenance(cfg)
+    writer = RunWriter(Path(run_dir))
+    writer.config(to_dict(cfg))
+    trial = _Trial(cfg, writer)
+    try:
+        trial.run(report)
+    except SystemExit:  # a scheduler (ASHA) stopped the trial
+        if trial.history and not trial.final:
+            trial.finish("stopped")
+        raise
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        writer.error(f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc)))
+        raise
+    return trial.final
+
+
+class _Trial:
+    """The state of one running trial: its config, writer and per-epoch history."""
+
+    def __init__(self, cfg: ExperimentConfig, writer: RunWriter) -> None:
+        self.cfg = cfg
+        self.writer = writer
+        self.history: list[dict[str, Any]] = []
+        self.final: dict[str, Any] = {}  # the summary written with ``done``
+        self.start = time.perf_counter()
+        self.device = _device(cfg.train.device)
+
+    def summary(self, status: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "epochs_run": len(self.history),
+            "best_by_val": _select_by_val(self.history),
+            "compute_s": round(time.perf_counter() - self.start, 3),
+            "device": str(self.device),
+            "stage": self.cfg.meta.stage,
+        }
+
+    def finish(self, status: str) -> None:
+        self.final = self.summary(status)
+        self.writer.summary(self.final)
+        self.writer.done()
+
+    def run(self, report: Report | None) -> None:
+        cfg, device = self.cfg, self.device
+        _seed_everything(cfg.train.seed)
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        data = load_dataset(cfg.data.name, cfg.data.root)
+        proto = make_protocol(data.split, data.labels, cfg.meta.stage, cfg.data.holdout_frac, seed=_SPLIT_SEED)
+
+        images = load_images(data.image_paths, cfg.data.image_size)  # uint8 [N, 3, S, S]
+        att = torch.as_tensor(data.split.att, dtype=torch.float32, device=device)  # [C, A]
+        train_images = images[torch.as_tensor(proto.train_idx)]
+        targets = torch.as_tensor(np.searchsorted(proto.train_classes, data.labels[proto.train_idx]))
+        att_seen = att[torch.as_tensor(proto.train_classes, device=device)]  # [S, A]
+
+        model = build_model(cfg.model.name, data.split.num_attributes, cfg.data.image_size, **cfg.model.options)
+        model.to(device)
+        optimizer = _optimizer(model, cfg)
+        gen = torch.Generator().manual_seed(cfg.train.seed)
+
+        for epoch in range(1, cfg.train.epochs + 1):
+            try:
+                loss = train_epoch(
+                    model,
+                    optimizer,
+                    train_images,
+                    targets,
+                    att_seen,
+                    cfg.train.batch_size,
+                    gen,
+                    cfg.train.hflip,
+                    device,
+                )
+            except FloatingPointError as exc:
+                raise TrialFailed(f"epoch {epoch}: {exc}") from None
+            results = _evaluate(model, images, data.labels, proto, att, cfg, device)
+            elapsed = round(time.perf_counter() - self.start, 3)
+            for split, rec in results.items():
+                self.writer.metrics({"epoch": epoch, "split": split, **rec, "train_loss": loss, "time_s": elapsed})
+            self.history.append({"epoch": epoch, **results})
+            if epoch == cfg.train.epochs:
+                self.finish("completed")  # before the last report: Ray may end the process inside it
+            else:
+                self.writer.summary(self.summary("running"))
+            if report is not None:
+                flat: dict[str, Any] = {"epoch": epoch, "train/loss": loss}
+                for split, rec in results.items():
+                    flat.update({f"{split}/{k}": v for k, v in rec.items() if isinstance(v, float)})
+                report(flat)
+
+
+def _evaluate(
+    model: ZslModel,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    proto: Protocol,
+    att: torch.Tensor,
+    cfg: ExperimentConfig,
+    device: torch.device,
+) -> dict[str, dict[str, Any]]:
+    """CZSL and GZSL on every evaluation set; gamma is chosen on ``val`` (or fixed by the config)."""
+    gamma, gamma_from = (cfg.eval.gamma, "fixed") if cfg.eval.gamma is not None else (None, "val")
+    if gamma is None and not any(ev.name == "val" for ev in proto.evals):
+        gamma, gamma_from = 0.0, "fixed"  # stage final without a fixed gamma: plain argmax
+    out = {}
+    for ev in proto.evals:  # "val" precedes "test", so test reuses the gamma chosen on val
+        idx = ev.indices
+        raw = class_scores(model, images[torch.as_tensor(idx)], att, cfg.eval.batch_size, device)
+        scores = to_score_space(raw, np.concatenate([ev.seen_classes, ev.unseen_classes]), cfg.eval.score_space)
+        y = labels[idx]
+        if gamma is None:
+            gamma = metrics.calibrate_gamma(scores, y, ev.seen_classes, ev.unseen_classes)
+        gz = metrics.gzsl_accuracy(scores, y, ev.seen_classes, ev.unseen_classes, gamma=gamma)
+        unseen_rows = np.isin(y, ev.unseen_classes)
+        czsl = metrics.czsl_accuracy(scores[unseen_rows], y[unseen_rows], ev.unseen_classes)
+        out[ev.name] = {
+            "czsl": float(czsl),
+            **{k: float(v) for k, v in gz.items()},
+            "gamma": float(gamma),
+            "gamma_from": gamma_from,
+            "score_space": cfg.eval.score_space,
+        }
+    return out
+
+
+def _select_by_val(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch with the best validation H (earliest on ties); without val, the last epoch."""
+    keys = ("czsl", "u", "s", "h")
+    has_val = "val" in history[0]
+    best = max(history, key=lambda r: (r["val"]["h"], -r["epoch"])) if has_val else history[-1]
+    return {
+        "epoch": best["epoch"],
+        "gamma": best["test"]["gamma"],
+        "val": {k: best["val"][k] for k in keys} if has_val else None,
+        "test": {k: best["test"][k] for k in keys},
+    }
+
+
+def _optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device=cuda but no CUDA device is visible; use train.device=auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _with_provenance(cfg: ExperimentConfig) -> ExperimentConfig:
+    meta = cfg.meta.model_copy(
+        update={
+            "git_sha": cfg.meta.git_sha or _git_sha(),
+            "versions": cfg.meta.versions or _versions(),
+        }
+    )
+    return cfg.model_copy(update={"meta": meta})
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for pkg in ("zsl-bench", "torch", "transformers", "ray", "optuna", "numpy"):
+        try:
+            found[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

@@ -1,0 +1,1 @@
+"""Results: read run directories and aggregate them into leaderboard tables."""

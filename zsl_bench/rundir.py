@@ -1,0 +1,124 @@
+"""The run directory: the contract between the engine (writer) and the leaderboard (reader).
+
+``<run>/config.yaml``  resolved config (with ``meta``)
+``<run>/metrics.jsonl`` one JSON object per evaluation
+``<run>/summary.json``  the selected epoch / gamma and its metrics
+``<run>/error.txt``     present when the trial failed (what went wrong)
+``<run>/done``          empty, written last: only runs with it are complete
+
+Every file is written atomically (temp file in the same directory + ``os.replace``), so a reader never sees
+half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+ERROR = "error.txt"
+DONE = "done"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_yaml(path: Path, obj: Any) -> None:
+    write_text_atomic(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+class RunWriter:
+    """Writes one run directory; ``metrics.jsonl`` is rewritten whole (atomically) on every append."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in (DONE, ERROR, SUMMARY, METRICS):  # a re-run starts clean
+            (self.dir / stale).unlink(missing_ok=True)
+        self._lines: list[str] = []
+
+    def config(self, config: dict[str, Any]) -> None:
+        write_yaml(self.dir / CONFIG, config)
+
+    def metrics(self, record: dict[str, Any]) -> None:
+        self._lines.append(json.dumps(record, sort_keys=True))
+        write_text_atomic(self.dir / METRICS, "\n".join(self._lines) + "\n")
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.dir / SUMMARY, summary)
+
+    def error(self, message: str) -> None:
+        write_text_atomic(self.dir / ERROR, message.rstrip() + "\n")
+
+    def done(self) -> None:
+        write_text_atomic(self.dir / DONE, "")
+
+
+@dataclass
+class Run:
+    """What a reader sees of one run directory."""
+
+    path: Path
+    config: dict[str, Any]
+    summary: dict[str, Any] | None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    done: bool = False
+
+
+class UnreadableRun(Exception):
+    """A run directory whose files cannot be parsed."""
+
+
+def read_run(path: Path) -> Run:
+    """Parse ``path``; raises ``UnreadableRun`` for missing/corrupt config or summary."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load((path / CONFIG).read_text())
+        summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).exists() else None
+        lines = (path / METRICS).read_text().splitlines() if (path / METRICS).exists() else []
+        metrics = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise UnreadableRun(f"{path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise UnreadableRun(f"{path}: {CONFIG} is not a mapping")
+    error = (path / ERROR).read_text().strip() if (path / ERROR).exists() else None
+    return Run(path, config, summary, metrics, error, (path / DONE).exists())
+
+
+def find_run_dirs(root: Path) -> Iterator[Path]:
+    """Every directory below ``root`` holding a ``config.yaml`` (hidden and ``_``-prefixed dirs skipped)."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        if CONFIG in filenames:
+            yield Path(dirpath)
+            dirnames[:] = []
