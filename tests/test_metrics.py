@@ -489,3 +489,15 @@ def test_torch_tensors_are_accepted() -> None:
     assert calibrate_gamma(scores, y, seen, unseen, grid=torch.tensor([0.0, 0.25])) == 0.25
     assert ausuc(scores, y, seen, unseen)[0] == pytest.approx(0.625)
     assert per_class_accuracy(y, y, unseen) == 1.0
+
+
+def test_calibrate_gamma_extra_values_are_tried():
+    # seen class 0, unseen classes 1 and 2 (2 has no samples). The unseen sample is recognised once
+    # 0.5 > 0.8 - gamma (gamma > 0.3); the seen sample is lost once 0.4 > 0.9 - gamma (gamma > 0.5).
+    # Spread = 0.9 - 0.0, so a 2-point grid is {0, 0.9}: H = 0 at both (U = 0, then S = 0) -> 0.0 (smallest).
+    scores = np.array([[0.9, 0.4, 0.0], [0.8, 0.5, 0.0]])
+    y = np.array([0, 1])
+    assert calibrate_gamma(scores, y, [0], [1, 2], grid=2) == 0.0
+    assert calibrate_gamma(scores, y, [0], [1, 2], grid=2, extra=[0.4]) == 0.4  # H = 1 there
+    with pytest.raises(ValueError, match="extra"):
+        calibrate_gamma(scores, y, [0], [1, 2], extra=[float("nan")])

@@ -433,6 +433,7 @@ def calibrate_gamma(
     seen: npt.ArrayLike,
     unseen: npt.ArrayLike,
     grid: npt.ArrayLike | int | None = None,
+    extra: npt.ArrayLike | None = None,
 ) -> float:
     """The calibrated-stacking γ maximising H on validation scores.
 
@@ -445,6 +446,8 @@ def calibrate_gamma(
             ``DEFAULT_GRID_POINTS`` (51) evenly spaced values from 0 to the spread ``max - min`` of the finite
             scores in the ``seen ∪ unseen`` columns, which suits raw scores and probabilities alike; an int
             ``G`` means ``G`` such values.
+        extra: γ values tried in addition to the grid (e.g. a γ chosen on another split, so that the result
+            is never worse than it on these scores).
 
     Returns:
         The γ of the grid with the highest H; among ties the smallest. Exactly the H
@@ -468,6 +471,11 @@ def calibrate_gamma(
             raise ValueError("grid: contains NaN")
         gammas = np.sort(gammas)
         events = _gzsl_events(scores_val, y_val, seen, unseen)
+    if extra is not None:
+        more = _to_numpy(extra, "extra").astype(np.float64, copy=False).ravel()
+        if np.isnan(more).any():
+            raise ValueError("extra: contains NaN")
+        gammas = np.sort(np.concatenate([gammas, more]))
     u, s = _sweep(events, gammas)
     return float(gammas[np.argmax(_harmonic(u, s))])  # argmax takes the first, i.e. smallest, γ among ties
 
