@@ -103,20 +103,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     space, base = load_space(args.space)
     if args.set:
         base = build_config(to_dict(base), _overrides(args.set), source="command line")
+    name = args.name or space.sweep.name or Path(args.space).stem
+    if args.smoke:
+        from zsl_bench.data.synth import generate
+        from zsl_bench.models import MODELS
+        from zsl_bench.search.stages import smoke_variant
+
+        data_root = Path(args.results) / "_data" / "synth"
+        generate(data_root)
+        space, base = smoke_variant(space, base, data_root, MODELS.names())
+        name = f"{name}-smoke"
     if args.num_samples:
         space.sweep.num_samples = args.num_samples
-    name = args.name or space.sweep.name or Path(args.space).stem
 
     from zsl_bench.search.tune_backend import run_sweep
 
-    out = run_sweep(space, base, Path(args.results), name)
+    out = run_sweep(space, base, Path(args.results), name, resume=args.resume)
     print(
-        f"sweep {out.name}: {out.completed} completed, {out.stopped} early-stopped, {out.failed} failed "
-        f"in {out.wall_s:.0f} s; run directories in {out.sweep_dir}"
+        f"sweep {out.name}: search {out.completed} completed, {out.stopped} early-stopped, {out.failed} failed; "
+        f"final {out.final_runs - out.final_failed} of {out.final_runs} runs; "
+        f"wall {out.wall_s:.0f} s, compute {out.compute_s:.0f} s; run directories in {out.sweep_dir}"
     )
     if out.best_trial:
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.best_params.items())
-        print(f"best: {out.best_trial} {space.sweep.metric}={out.best_metric:.4f} ({params})")
+        print(f"best search trial: {out.best_trial} {space.sweep.metric}={out.best_metric:.4f} ({params})")
+    if out.final_test:
+        t = out.final_test
+        print(
+            f"final (top config, mean of seeds, test): CZSL {100 * t['czsl']:.1f} U {100 * t['u']:.1f} "
+            f"S {100 * t['s']:.1f} H {100 * t['h']:.1f}"
+        )
     return 0 if out.completed + out.stopped > 0 else 1
 
 
@@ -179,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--results", default="results", help="results root (default results/)")
     sweep.add_argument("--num-samples", type=int, default=None)
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base config key")
+    sweep.add_argument("--resume", action="store_true", help="continue this sweep after an interruption")
+    sweep.add_argument(
+        "--smoke", action="store_true", help="2 trials x 1 epoch on the synthetic data with the family's tiny model"
+    )
     sweep.set_defaults(func=cmd_sweep)
 
     board = sub.add_parser("leaderboard", help="aggregate run directories into a table")

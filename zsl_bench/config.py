@@ -43,6 +43,7 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1)  # torch CPU threads; None: leave as the process has it
     hflip: bool = True  # random horizontal flip augmentation
+    checkpoint: bool = True  # checkpoint/latest.pt every epoch (+ best.pt): resume, retries
 
 
 class OptimConfig(_Strict):
@@ -64,6 +65,7 @@ class MetaConfig(_Strict):
     sweep: str | None = None
     trial_id: str | None = None
     stage: Literal["search", "final"] = "search"
+    parent: str | None = None  # stage final: the search trial whose configuration this run retrains
 
 
 class ExperimentConfig(_Strict):

@@ -54,14 +54,24 @@ def write_yaml(path: Path, obj: Any) -> None:
 
 
 class RunWriter:
-    """Writes one run directory; ``metrics.jsonl`` is rewritten whole (atomically) on every append."""
+    """Writes one run directory; ``metrics.jsonl`` is rewritten whole (atomically) on every append.
 
-    def __init__(self, run_dir: Path) -> None:
+    A fresh writer clears the markers and records of an earlier attempt; ``resume_after=k`` instead keeps the
+    metric records of epochs ≤ k (the ones a checkpoint covers) and drops the rest.
+    """
+
+    def __init__(self, run_dir: Path, resume_after: int | None = None) -> None:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in (DONE, ERROR, SUMMARY, METRICS):  # a re-run starts clean
-            (self.dir / stale).unlink(missing_ok=True)
         self._lines: list[str] = []
+        if resume_after is not None and (self.dir / METRICS).exists():
+            for line in (self.dir / METRICS).read_text().splitlines():
+                if line.strip() and json.loads(line).get("epoch", 0) <= resume_after:
+                    self._lines.append(line)
+        for stale in (DONE, ERROR, SUMMARY, METRICS):
+            (self.dir / stale).unlink(missing_ok=True)
+        if self._lines:
+            write_text_atomic(self.dir / METRICS, "\n".join(self._lines) + "\n")
 
     def config(self, config: dict[str, Any]) -> None:
         write_yaml(self.dir / CONFIG, config)
@@ -74,7 +84,12 @@ class RunWriter:
         write_json(self.dir / SUMMARY, summary)
 
     def error(self, message: str) -> None:
-        write_text_atomic(self.dir / ERROR, message.rstrip() + "\n")
+        self.record_error(self.dir, message)
+
+    @staticmethod
+    def record_error(run_dir: Path, message: str) -> None:
+        """Mark ``run_dir`` as failed with ``message`` (also used by a sweep for trials killed from outside)."""
+        write_text_atomic(Path(run_dir) / ERROR, message.rstrip() + "\n")
 
     def done(self) -> None:
         write_text_atomic(self.dir / DONE, "")

@@ -27,7 +27,14 @@ def test_run_directory_contract(synth_root, tmp_path):
     reports = []
     summary = run_trial(small_cfg(synth_root, meta={"sweep": "s1", "trial_id": "t1"}), tmp_path / "run", reports.append)
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "done", "metrics.jsonl", "summary.json"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint",
+        "config.yaml",
+        "done",
+        "metrics.jsonl",
+        "summary.json",
+    ]
+    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == ["best.pt", "latest.pt"]
 
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["name"] == "resnet_test" and config["data"]["name"] == "synth"
@@ -107,3 +114,35 @@ def test_missing_dataset_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="zsl-bench data synth --out"):
         run_trial(small_cfg(tmp_path / "nowhere"), tmp_path / "run")
     assert (tmp_path / "run" / "error.txt").exists()
+
+
+def test_interrupted_run_resumes_to_the_same_result(synth_root, tmp_path):
+    cfg = small_cfg(synth_root, train={"epochs": 4})
+    reference = run_trial(cfg, tmp_path / "straight")
+
+    def crash_after_second(metrics):
+        if metrics["epoch"] == 2:
+            raise KeyboardInterrupt  # the process dies here (a kill leaves the same state on disk)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg, tmp_path / "resumed", crash_after_second)
+    assert not (tmp_path / "resumed" / "done").exists()
+    epochs_seen = []
+    resumed = run_trial(cfg, tmp_path / "resumed", lambda m: epochs_seen.append(m["epoch"]))
+    assert epochs_seen == [3, 4]  # epochs 1-2 were not trained again
+    records = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["split"]) for r in records] == [(e, s) for e in (1, 2, 3, 4) for s in ("val", "test")]
+    assert resumed["best_by_val"] == reference["best_by_val"]
+    assert resumed["best_by_test"] == reference["best_by_test"]
+
+
+def test_finished_run_is_not_trained_again(synth_root, tmp_path):
+    cfg = small_cfg(synth_root)
+    first = run_trial(cfg, tmp_path / "run")
+    stamp = (tmp_path / "run" / "done").stat().st_mtime_ns
+    calls = []
+    again = run_trial(cfg, tmp_path / "run", calls.append)
+    assert again == first and calls == [] and (tmp_path / "run" / "done").stat().st_mtime_ns == stamp
+    changed = run_trial(small_cfg(synth_root, train={"epochs": 1}), tmp_path / "run")  # another config: afresh
+    assert changed["epochs_run"] == 1
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2

@@ -31,7 +31,7 @@ def test_sweep_records_every_trial_and_survives_a_failing_one(synth_root, tmp_pa
     )
     assert code == 0, err[-3000:]
     sweep_dir = tmp_path / "results" / "tiny"
-    runs = sorted(p for p in sweep_dir.iterdir() if not p.name.startswith("_"))
+    runs = sorted(p for p in sweep_dir.iterdir() if not p.name.startswith(("_", "final-")))
     assert len(runs) == 4
     widths = {}
     for run in runs:
@@ -51,11 +51,39 @@ def test_sweep_records_every_trial_and_survives_a_failing_one(synth_root, tmp_pa
     token = sweep_dir / "_ray" / "auth_token"
     assert token.exists() and oct(token.stat().st_mode & 0o777) == "0o600"
 
-    code, out, err = cli("leaderboard", "--results", str(tmp_path / "results"), "--format", "json")
+    code, board, board_err = cli("leaderboard", "--results", str(tmp_path / "results"), "--format", "json")
     assert code == 0
-    rows = json.loads(out)
-    assert [(r["dataset"], r["model"], r["protocol"]) for r in rows] == [("synth", "resnet_test", "search")]
-    assert f"{failed} failed" in err
+    rows = json.loads(board)
+    assert [(r["dataset"], r["model"], r["protocol"]) for r in rows] == [
+        ("synth", "resnet_test", "final"),
+        ("synth", "resnet_test", "search"),
+    ]
+    # stage final retrained the best search trial on trainval, for its chosen epoch count and gamma
+    final = yaml.safe_load((sweep_dir / "final-1-seed0" / "config.yaml").read_text())
+    parent = sweep_dir / final["meta"]["parent"]
+    parent_best = json.loads((parent / "summary.json").read_text())["best_by_val"]
+    assert final["meta"]["stage"] == "final" and final["model"]["options"]["width"] == 8
+    assert final["train"]["epochs"] == parent_best["epoch"] and final["eval"]["gamma"] == parent_best["gamma"]
+    assert (sweep_dir / "final-1-seed0" / "done").exists()
+    assert "final 1 of 1 runs" in out
+    assert f"{failed} failed" in board_err
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("space_file", sorted((REPO / "search_spaces").glob("*.yaml")), ids=lambda p: p.stem)
+def test_smoke_runs_every_shipped_space(space_file, tmp_path, cli):
+    code, out, err = cli("sweep", "--space", str(space_file), "--smoke", "--results", str(tmp_path), timeout=300)
+    assert code == 0, err[-3000:]
+    assert "search 2 completed" in out or "early-stopped" in out
+    sweep_dir = tmp_path / f"{space_file.stem}-smoke"
+    for run in sweep_dir.iterdir():
+        if run.name.startswith("_"):
+            continue
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["data"]["name"] == "synth" and config["model"]["name"].endswith("_test")
+        assert config["train"]["epochs"] <= 1 and (run / "done").exists()
 
 
 def test_local_token_is_private_and_stable(tmp_path):

@@ -20,11 +20,12 @@ from zsl_bench.config import ExperimentConfig, to_dict, validate
 from zsl_bench.data.datasets import load_dataset
 from zsl_bench.data.images import load_images
 from zsl_bench.data.protocol import Protocol, make_protocol
+from zsl_bench.engine import checkpoint
 from zsl_bench.engine.loops import class_scores, to_score_space, train_epoch
 from zsl_bench.engine.selection import select_by_test, select_by_val
 from zsl_bench.errors import UserError
 from zsl_bench.models import ZslModel, build_model
-from zsl_bench.rundir import RunWriter
+from zsl_bench.rundir import RunWriter, UnreadableRun, read_run
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +38,32 @@ class TrialFailed(RuntimeError):
 
 
 def run_trial(
-    config: ExperimentConfig | dict[str, Any], run_dir: str | Path, report: Report | None = None
+    config: ExperimentConfig | dict[str, Any],
+    run_dir: str | Path,
+    report: Report | None = None,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate one configuration into ``run_dir`` and return its summary.
 
-    Writes ``config.yaml`` first; after every epoch one ``metrics.jsonl`` record per split and an updated
-    ``summary.json`` (``status`` ``running``); after the last epoch ``status: completed`` and ``done``.
-    ``report(flat_metrics)`` is called once per epoch, after those writes (``epoch``, ``train/loss``, ``val/h``,
-    ``test/czsl``, …) so a scheduler can stop the trial. Ray stops a trial by raising ``SystemExit`` from
-    ``report``: the run is then finalised as ``status: stopped`` (with ``done``) and the exception re-raised.
-    Any other failure writes ``error.txt`` (no ``done``) and re-raises.
+    Writes ``config.yaml`` first; after every epoch one ``metrics.jsonl`` record per split, an updated
+    ``summary.json`` (``status`` ``running``) and ``checkpoint/latest.pt``; after the last epoch
+    ``status: completed`` and ``done``. ``report(flat_metrics)`` is called once per epoch, after those writes
+    (``epoch``, ``train/loss``, ``val/h``, ``test/czsl``, …) so a scheduler can stop the trial. Ray stops a
+    trial by raising ``SystemExit`` from ``report``: the run is then finalised as ``status: stopped`` (with
+    ``done``) and the exception re-raised. Any other failure writes ``error.txt`` (no ``done``) and re-raises.
+
+    With ``resume`` (the default), a run directory holding the same configuration (``meta`` aside) is
+    continued: a finished run is returned as it is, an interrupted one restarts after its last checkpoint.
     """
     cfg = config if isinstance(config, ExperimentConfig) else validate(config, "trial config")
     cfg = _with_provenance(cfg)
-    writer = RunWriter(Path(run_dir))
+    run_dir = Path(run_dir)
+    state = _resumable_state(cfg, run_dir) if resume else None
+    if state is not None and "summary" in state:
+        return state["summary"]
+    writer = RunWriter(run_dir, resume_after=state["epoch"] if state else None)
     writer.config(to_dict(cfg))
-    trial = _Trial(cfg, writer)
+    trial = _Trial(cfg, writer, state)
     try:
         trial.run(report)
     except SystemExit:  # a scheduler (ASHA) stopped the trial
@@ -67,15 +78,33 @@ def run_trial(
     return trial.final
 
 
+def _resumable_state(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any] | None:
+    """``{"summary"}`` of a finished run, the latest checkpoint of an interrupted one, or None (start afresh)."""
+    try:
+        previous = read_run(run_dir)
+    except UnreadableRun:
+        return None
+    mine = {k: v for k, v in to_dict(cfg).items() if k != "meta"}
+    theirs = {k: v for k, v in previous.config.items() if k != "meta"}
+    if mine != theirs:
+        if (run_dir / "config.yaml").exists():
+            log.warning("%s holds another configuration; starting afresh there", run_dir)
+        return None
+    if previous.done and previous.summary is not None:
+        return {"summary": previous.summary}
+    return checkpoint.load_latest(run_dir) if cfg.train.checkpoint else None
+
+
 class _Trial:
     """The state of one running trial: its config, writer and per-epoch history."""
 
-    def __init__(self, cfg: ExperimentConfig, writer: RunWriter) -> None:
+    def __init__(self, cfg: ExperimentConfig, writer: RunWriter, state: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
         self.writer = writer
-        self.history: list[dict[str, Any]] = []
+        self.state = state  # a checkpoint to continue from
+        self.history: list[dict[str, Any]] = list(state["history"]) if state else []
         self.final: dict[str, Any] = {}  # the summary written with ``done``
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() - (state["compute_s"] if state else 0.0)
         self.device = _device(cfg.train.device)
 
     def summary(self, status: str) -> dict[str, Any]:
@@ -94,6 +123,21 @@ class _Trial:
         self.writer.summary(self.final)
         self.writer.done()
 
+    def checkpoint(self, model: ZslModel, optimizer: torch.optim.Optimizer, gen: torch.Generator) -> None:
+        """Save ``latest.pt`` (and ``best.pt`` when this epoch is the best by validation H so far)."""
+        if not self.cfg.train.checkpoint:
+            return
+        epoch = self.history[-1]["epoch"]
+        state = {
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": gen.get_state(),
+            "history": self.history,
+            "compute_s": time.perf_counter() - self.start,
+        }
+        checkpoint.save(self.writer.dir, state, best=select_by_val(self.history)["epoch"] == epoch)
+
     def run(self, report: Report | None) -> None:
         cfg, device = self.cfg, self.device
         _seed_everything(cfg.train.seed)
@@ -109,11 +153,18 @@ class _Trial:
         att_seen = att[torch.as_tensor(proto.train_classes, device=device)]  # [S, A]
 
         model = build_model(cfg.model.name, data.split.num_attributes, cfg.data.image_size, **cfg.model.options)
-        model.to(device)
         optimizer = _optimizer(model, cfg)
         gen = torch.Generator().manual_seed(cfg.train.seed)
+        first_epoch = 1
+        if self.state is not None:
+            model.load_state_dict(self.state["model"])
+            optimizer.load_state_dict(self.state["optimizer"])
+            gen.set_state(self.state["generator"])
+            first_epoch = self.state["epoch"] + 1
+            log.info("%s: resuming after epoch %d", self.writer.dir, self.state["epoch"])
+        model.to(device)
 
-        for epoch in range(1, cfg.train.epochs + 1):
+        for epoch in range(first_epoch, cfg.train.epochs + 1):
             try:
                 loss = train_epoch(
                     model,
@@ -133,6 +184,7 @@ class _Trial:
             for split, rec in results.items():
                 self.writer.metrics({"epoch": epoch, "split": split, **rec, "train_loss": loss, "time_s": elapsed})
             self.history.append({"epoch": epoch, **results})
+            self.checkpoint(model, optimizer, gen)
             if epoch == cfg.train.epochs:
                 self.finish("completed")  # before the last report: Ray may end the process inside it
             else:

@@ -36,7 +36,7 @@ class SweepSettings(_Strict):
     name: str | None = None  # default: the space file's stem
     metric: str = "val/h"
     mode: Literal["max", "min"] = "max"
-    searcher: Literal["optuna", "random"] = "optuna"
+    searcher: Literal["optuna", "random", "grid"] = "optuna"
     scheduler: Literal["asha", "fifo"] = "asha"
     num_samples: int = Field(8, ge=1)
     max_concurrent: int = Field(2, ge=1)
@@ -44,11 +44,13 @@ class SweepSettings(_Strict):
     grace_period: int = Field(1, ge=1)  # ASHA: epochs before a trial may be stopped
     reduction_factor: float = Field(2.0, gt=1)
     seed: int = 0  # searcher seed
-    seeds_final: int = Field(1, ge=1)
+    max_failures: int = Field(0, ge=0)  # retries of a crashed trial, from its last checkpoint
+    top_k: int = Field(1, ge=0)  # stage final retrains the k best search trials (0: no final stage)
+    seeds_final: int = Field(1, ge=1)  # ... each with this many seeds, on trainval, evaluated on test
 
 
 class Param(_Strict):
-    type: Literal["float", "int", "choice"]
+    type: Literal["float", "int", "choice", "grid"]
     low: float | None = None
     high: float | None = None
     log: bool = False
@@ -57,9 +59,9 @@ class Param(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Param:
-        if self.type == "choice":
+        if self.type in ("choice", "grid"):
             if not self.values:
-                raise ValueError("type choice needs a non-empty 'values' list")
+                raise ValueError(f"type {self.type} needs a non-empty 'values' list")
             return self
         if self.low is None or self.high is None:
             raise ValueError(f"type {self.type} needs 'low' and 'high'")
@@ -71,7 +73,7 @@ class Param(_Strict):
 
     def example(self) -> Any:
         """A value of the right type, used to check the key against the config schema."""
-        if self.type == "choice":
+        if self.type in ("choice", "grid"):
             return self.values[0]  # type: ignore[index]
         return int(self.low) if self.type == "int" else self.low  # type: ignore[arg-type]
 
@@ -81,6 +83,16 @@ class SearchSpace(_Strict):
     set: dict[str, Any] = Field(default_factory=dict)
     sweep: SweepSettings = Field(default_factory=SweepSettings)
     space: dict[str, Param]
+
+    @model_validator(mode="after")
+    def _searcher_fits_space(self) -> SearchSpace:
+        grids = [k for k, p in self.space.items() if p.type == "grid"]
+        ranges = [k for k, p in self.space.items() if p.type in ("float", "int")]
+        if self.sweep.searcher == "optuna" and grids:
+            raise ValueError(f"searcher optuna cannot take grid parameters ({', '.join(grids)}); use searcher: grid")
+        if self.sweep.searcher == "grid" and ranges:
+            raise ValueError(f"searcher grid needs grid/choice values, not ranges ({', '.join(ranges)})")
+        return self
 
 
 def load_space(path: str | Path) -> tuple[SearchSpace, ExperimentConfig]:
@@ -104,7 +116,7 @@ def load_space(path: str | Path) -> tuple[SearchSpace, ExperimentConfig]:
     _check_names(base_cfg, f"{path} (base)")
     for key, param in space.space.items():
         check_key(key, f"{path} (space)")
-        values = param.values if param.type == "choice" else [param.example()]
+        values = param.values if param.type in ("choice", "grid") else [param.example()]
         for value in values:  # every choice, and one value of each numeric range, must fit the schema
             try:
                 _check_names(build_config(base, {**space.set, key: value}), "")

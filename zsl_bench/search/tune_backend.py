@@ -1,23 +1,40 @@
 """Run a validated search space on a local Ray cluster with Ray Tune + Optuna (TPE) + ASHA.
 
-The only module that imports ray and optuna. Each trial is ``engine.run_trial`` writing its own run directory
-``<results>/<sweep>/<trial_id>/``; Ray's own state goes to ``<results>/<sweep>/_ray/`` (ignored by readers).
+The only module that imports ray and optuna. Two stages, both through Ray Tune:
+
+1. ``search``: trials sampled by the searcher, stopped early by the scheduler, each ``engine.run_trial`` on the
+   honest validation split, writing ``<results>/<sweep>/<trial_id>/``.
+2. ``final``: the top-k search configurations retrained on trainval with ``seeds_final`` seeds
+   (``<results>/<sweep>/final-<rank>-seed<s>/``), evaluated on test.
+
+Ray's own state lives in ``<results>/<sweep>/_ray/`` (ignored by readers): the Tune experiments, the private
+auth token, and the Optuna study (``optuna.journal``, openable with optuna-dashboard). ``resume=True`` restores
+the search experiment after the driver died: finished trials stay, unfinished ones continue from their last
+checkpoint, the searcher keeps its history; the final stage skips runs that are already done.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zsl_bench.config import ExperimentConfig, to_dict
-from zsl_bench.search.space import Param, SearchSpace
+from zsl_bench.config import ExperimentConfig, build_config, to_dict, validate
+from zsl_bench.errors import UserError
+from zsl_bench.rundir import DONE, ERROR, RunWriter, UnreadableRun, find_run_dirs, read_run
+from zsl_bench.search.space import Param, SearchSpace, SweepSettings
+from zsl_bench.search.stages import FinalRun, final_runs, search_runs, selection_value
 
 log = logging.getLogger(__name__)
+
+Objective = Callable[..., Any]  # run_trial(config, run_dir, report=...) or a stand-in (benchmarks)
 
 
 @dataclass
@@ -26,20 +43,25 @@ class SweepOutcome:
 
     name: str
     sweep_dir: Path
-    completed: int
-    stopped: int
-    failed: int
-    best_trial: str | None
-    best_metric: float | None
-    best_params: dict[str, Any]
-    wall_s: float
+    completed: int = 0
+    stopped: int = 0
+    failed: int = 0
+    best_trial: str | None = None
+    best_metric: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    final_runs: int = 0
+    final_failed: int = 0
+    final_test: dict[str, float] = field(default_factory=dict)  # mean test czsl/u/s/h of the top config
+    compute_s: float = 0.0  # summed over every run of the sweep
+    wall_s: float = 0.0
 
 
 def ensure_local_token(ray_dir: Path) -> None:
     """Turn on Ray token auth for the cluster this process starts, with a private per-sweep token file.
 
     Keeps the user's ``~/.ray`` untouched; every Ray process started from here inherits the two variables.
-    An already configured token (``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``) is respected.
+    An already configured token (``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``) is respected. Must run before
+    ``import ray``: Ray reads ``RAY_AUTH_MODE`` on import.
     """
     os.environ["RAY_AUTH_MODE"] = "token"
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
@@ -57,6 +79,8 @@ def to_tune_domain(param: Param) -> Any:
     """One validated ``Param`` → the Ray Tune sampling domain."""
     from ray import tune
 
+    if param.type == "grid":
+        return tune.grid_search(param.values)
     if param.type == "choice":
         return tune.choice(param.values)
     low, high = param.low, param.high
@@ -72,27 +96,68 @@ def to_tune_domain(param: Param) -> Any:
 
 
 def run_sweep(
-    space: SearchSpace, base: ExperimentConfig, results_root: Path, name: str, num_cpus: int | None = None
+    space: SearchSpace,
+    base: ExperimentConfig,
+    results_root: Path,
+    name: str,
+    *,
+    resume: bool = False,
+    num_cpus: int | None = None,
+    objective: Objective | None = None,
 ) -> SweepOutcome:
-    """Run the sweep to the end on a Ray instance started (and shut down) here.
-
-    Ray reads ``RAY_AUTH_MODE`` when it is first imported, so the token is set up before ``import ray``.
-    """
+    """Run both stages on a Ray instance started (and shut down) here."""
+    start = time.perf_counter()
     sweep_dir = (results_root / name).resolve()
     ray_dir = sweep_dir / "_ray"
+    if not resume and any(True for _ in find_run_dirs(sweep_dir)):
+        raise UserError(f"sweep {name!r} already has runs in {sweep_dir}; pass --resume to continue it or --name NEW")
     ensure_local_token(ray_dir)
+    # Save Tune's experiment state after every controller step (default: at most every 10 s), so a driver
+    # killed mid-sweep does not forget trials it had already started.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
 
     import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from zsl_bench.config import build_config
-    from zsl_bench.engine import run_trial
-
-    start = time.perf_counter()
     base_tree = to_dict(base)
     if base_tree["data"]["root"]:  # trials run in other processes: make the data path absolute
         base_tree["data"]["root"] = str(Path(base_tree["data"]["root"]).resolve())
+    if objective is None:
+        from zsl_bench.engine import run_trial as objective
+    ray.init(
+        address="local",
+        num_cpus=num_cpus or os.cpu_count(),
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    outcome = SweepOutcome(name=name, sweep_dir=sweep_dir)
+    try:
+        grid = _search_stage(space, base_tree, name, sweep_dir, ray_dir, resume, objective)
+        _record_crashes(grid, sweep_dir)
+        if resume:
+            _set_aside_orphans(grid, sweep_dir, ray_dir)
+        settings = space.sweep
+        finals = final_runs(sweep_dir, settings.metric, settings.mode, settings.top_k, settings.seeds_final)
+        if finals:
+            _final_stage(finals, settings, sweep_dir, ray_dir, objective)
+    finally:
+        ray.shutdown()
+    _summarise(outcome, sweep_dir, space.sweep, set(space.space))
+    outcome.wall_s = time.perf_counter() - start
+    return outcome
+
+
+def _search_stage(
+    space: SearchSpace,
+    base_tree: dict[str, Any],
+    name: str,
+    sweep_dir: Path,
+    ray_dir: Path,
+    resume: bool,
+    objective: Objective,
+) -> Any:
+    from ray import tune
+
     settings = space.sweep
 
     def trainable(params: dict[str, Any]) -> None:
@@ -101,97 +166,188 @@ def run_sweep(
         cfg = build_config(base_tree, overrides, source=f"sweep {name}")
         if cfg.train.num_threads is None:
             cfg.train.num_threads = max(1, int(settings.resources_per_trial.cpu))
-        run_trial(cfg, sweep_dir / trial_id, report=tune.report)
+        _run_objective(objective, cfg, sweep_dir / trial_id)
 
-    resources = {"cpu": settings.resources_per_trial.cpu, "gpu": settings.resources_per_trial.gpu}
-    scheduler = (
-        ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=base.train.epochs,
-            grace_period=settings.grace_period,
-            reduction_factor=settings.reduction_factor,
-        )
-        if settings.scheduler == "asha"
-        else FIFOScheduler()
-    )
-    ray.init(
-        address="local",
-        num_cpus=num_cpus or os.cpu_count(),
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
-    try:
+    wrapped = tune.with_resources(trainable, _resources(settings))
+    param_space = {key: to_tune_domain(p) for key, p in space.space.items()}
+    path = ray_dir / "search"
+    if resume and tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), wrapped, resume_unfinished=True, param_space=param_space)
+    else:
+        if resume:
+            log.warning("nothing to resume in %s; starting the sweep", path)
         tuner = tune.Tuner(
-            tune.with_resources(trainable, resources),
-            param_space={key: to_tune_domain(p) for key, p in space.space.items()},
+            wrapped,
+            param_space=param_space,
             tune_config=tune.TuneConfig(
                 metric=settings.metric,
                 mode=settings.mode,
-                search_alg=_searcher(settings),
-                scheduler=scheduler,
+                search_alg=_searcher(settings, ray_dir),
+                scheduler=_scheduler(settings, base_tree["train"]["epochs"]),
                 num_samples=settings.num_samples,
                 max_concurrent_trials=settings.max_concurrent,
                 reuse_actors=True,
             ),
-            run_config=tune.RunConfig(name="tune", storage_path=str(ray_dir), verbose=1),
+            run_config=_run_config("search", ray_dir, settings.max_failures),
         )
-        grid = tuner.fit()
-    finally:
-        ray.shutdown()
-    return _outcome(grid, name, sweep_dir, settings.metric, settings.mode, time.perf_counter() - start)
+    return tuner.fit()
 
 
-def _searcher(settings: Any) -> Any:
-    if settings.searcher == "random":
-        return None  # Tune's BasicVariantGenerator: random sampling
-    from ray.tune.search.optuna import OptunaSearch
+def _final_stage(
+    finals: list[FinalRun], settings: SweepSettings, sweep_dir: Path, ray_dir: Path, objective: Objective
+) -> Any:
+    """Retrain the chosen configurations (runs already done are returned at once by ``run_trial``)."""
+    from ray import tune
 
-    return OptunaSearch(seed=settings.seed)
+    def trainable(params: dict[str, Any]) -> None:
+        run = params["run"]
+        cfg = validate(run["config"], f"final run {run['name']}")
+        if cfg.train.num_threads is None:
+            cfg.train.num_threads = max(1, int(settings.resources_per_trial.cpu))
+        _run_objective(objective, cfg, sweep_dir / run["name"])
+
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, _resources(settings)),
+        param_space={"run": tune.grid_search([{"name": f.name, "config": f.config} for f in finals])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, reuse_actors=True),
+        run_config=_run_config(f"final-{time.strftime('%Y%m%d-%H%M%S')}", ray_dir, settings.max_failures),
+    )
+    grid = tuner.fit()
+    _record_crashes(grid, sweep_dir, name_of=lambda r: r.config["run"]["name"])
+    return grid
 
 
-def _outcome(grid: Any, name: str, sweep_dir: Path, metric: str, mode: str, wall: float) -> SweepOutcome:
-    """Count trials by how their run directory ended and pick the best by its validation selection.
+def _run_objective(objective: Objective, cfg: ExperimentConfig, run_dir: Path) -> None:
+    """Call the objective with a report that also hands Tune a tiny checkpoint (the epoch reached), so a
+    restored or retried trial keeps its iteration count; the weights live in the run directory."""
+    from ray import tune
 
-    The run directories are the source of truth; ``metric`` ``split/key`` (e.g. ``val/h``) is read from
-    ``summary.json``'s ``best_by_val`` so the best trial is judged at its best epoch, not its last.
-    """
-    from zsl_bench.rundir import UnreadableRun, read_run
+    from zsl_bench.engine import TrialFailed
 
-    split, _, key = metric.partition("/")
-    counts = {"completed": 0, "stopped": 0, "failed": 0}
-    best: tuple[float, str, dict[str, Any]] | None = None
+    def report(metrics: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "epoch.json").write_text(json.dumps({"epoch": metrics["epoch"], "run_dir": str(run_dir)}))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    try:
+        objective(cfg, run_dir, report=report)
+    except TrialFailed:
+        return  # recorded in error.txt; a diverged trial is not retried
+
+
+def _record_crashes(grid: Any, sweep_dir: Path, name_of: Callable[[Any], str] | None = None) -> None:
+    """Trials that died without writing ``error.txt`` (killed for memory, lost worker) get one from Tune."""
     for result in grid:
-        trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
+        if result.error is None:
+            continue
+        run_name = name_of(result) if name_of else _trial_id(result)
+        run_dir = sweep_dir / run_name
+        if run_dir.is_dir() and not (run_dir / ERROR).exists() and not (run_dir / DONE).exists():
+            RunWriter.record_error(run_dir, f"{type(result.error).__name__}: {result.error}")
+
+
+def _set_aside_orphans(grid: Any, sweep_dir: Path, ray_dir: Path) -> None:
+    """Unfinished search runs that the restored experiment does not know (started just before the driver died,
+    after Tune last saved its state) are moved to ``_ray/orphans/``: their trials were sampled anew."""
+    known = {_trial_id(result) for result in grid}
+    for run in search_runs(sweep_dir):
+        if run.path.name not in known and not run.done:
+            target = ray_dir / "orphans" / run.path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            run.path.rename(target)
+            log.warning("set aside %s: an unfinished trial the resumed sweep does not know", run.path.name)
+
+
+def _trial_id(result: Any) -> str:
+    """Tune names trial dirs ``<trainable>_<trial id>_<index>_…``."""
+    trial_id = (result.metrics or {}).get("trial_id")
+    if trial_id:
+        return trial_id
+    parts = Path(result.path).name.split("_")
+    return parts[1]
+
+
+def _summarise(outcome: SweepOutcome, sweep_dir: Path, settings: SweepSettings, searched: set[str]) -> None:
+    """Fill the counts, the best search trial and the final-stage means from the run directories."""
+    best: tuple[float, Any] | None = None
+    for run in search_runs(sweep_dir):
+        if run.error or not run.done:
+            outcome.failed += 1
+            continue
+        if (run.summary or {}).get("status") == "stopped":
+            outcome.stopped += 1
+        else:
+            outcome.completed += 1
+        value = selection_value(run, settings.metric)
+        if value is not None:
+            score = value if settings.mode == "max" else -value
+            if best is None or score > best[0]:
+                best = (score, run)
+    if best is not None:
+        run = best[1]
+        outcome.best_trial = run.path.name
+        outcome.best_metric = selection_value(run, settings.metric)
+        outcome.best_params = {key: _dotted(run.config, key) for key in sorted(searched)}
+    tests = []
+    for path in find_run_dirs(sweep_dir):
         try:
-            run = read_run(sweep_dir / trial_id)
+            run = read_run(path)
         except UnreadableRun:
-            counts["failed"] += 1
             continue
-        if run.error or not run.done or run.summary is None:
-            counts["failed"] += 1
+        outcome.compute_s += float((run.summary or {}).get("compute_s", 0.0))
+        if run.config.get("meta", {}).get("stage") != "final":
             continue
-        counts["stopped" if run.summary.get("status") == "stopped" else "completed"] += 1
-        value = (run.summary["best_by_val"].get(split) or {}).get(key)
-        if value is None:
-            continue
-        score = value if mode == "max" else -value
-        if best is None or score > best[0]:
-            best = (score, trial_id, dict(result.config))
-    return SweepOutcome(
-        name=name,
-        sweep_dir=sweep_dir,
-        completed=counts["completed"],
-        stopped=counts["stopped"],
-        failed=counts["failed"],
-        best_trial=best[1] if best else None,
-        best_metric=(best[0] if mode == "max" else -best[0]) if best else None,
-        best_params=best[2] if best else {},
-        wall_s=wall,
+        outcome.final_runs += 1
+        if run.error or not run.done:
+            outcome.final_failed += 1
+        elif path.name.startswith("final-1-"):
+            tests.append(run.summary["best_by_val"]["test"])
+    if tests:
+        outcome.final_test = {k: sum(t[k] for t in tests) / len(tests) for k in ("czsl", "u", "s", "h")}
+
+
+def _dotted(tree: dict[str, Any], key: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _resources(settings: SweepSettings) -> dict[str, float]:
+    return {"cpu": settings.resources_per_trial.cpu, "gpu": settings.resources_per_trial.gpu}
+
+
+def _scheduler(settings: SweepSettings, epochs: int) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if settings.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=epochs,
+        grace_period=min(settings.grace_period, epochs),
+        reduction_factor=settings.reduction_factor,
     )
 
 
-def _trial_id_from_path(path: str) -> str:
-    """Tune names trial dirs ``<trainable>_<experiment>_<index>_…``; the trial id is ``<experiment>_<index>``."""
-    parts = Path(path).name.split("_")
-    return "_".join(parts[1:3])
+def _searcher(settings: SweepSettings, ray_dir: Path) -> Any:
+    if settings.searcher in ("random", "grid"):
+        return None  # Tune's BasicVariantGenerator: random sampling, cross product of grid values
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+    from ray.tune.search.optuna import OptunaSearch
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(ray_dir / "optuna.journal")))
+    return OptunaSearch(seed=settings.seed, storage=storage, study_name=ray_dir.parent.name)
+
+
+def _run_config(name: str, ray_dir: Path, max_failures: int) -> Any:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(ray_dir),
+        verbose=1,
+        failure_config=tune.FailureConfig(max_failures=max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+    )
