@@ -43,16 +43,41 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
-    from zsl_bench.data.datasets import load_dataset
-    from zsl_bench.data.xlsa17 import summarize
+    from zsl_bench.data.datasets import inspect_dataset
 
-    data = load_dataset(args.dataset, args.root)
-    counts = summarize(data.split, data.labels)
+    report, notes = inspect_dataset(args.dataset, args.root)
     if args.json:
-        print(json.dumps(counts))
+        print(json.dumps(report))
     else:
-        for key, value in counts.items():
-            print(f"{key:>12}: {value}")
+        for key, value in report.items():
+            if isinstance(value, dict):
+                print(f"{key}:")
+                for sub, text in value.items():
+                    print(f"{sub:>16}: {text}")
+            else:
+                print(f"{key:>16}: {'unknown' if value is None else value}")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from zsl_bench.data.fetch import TARGETS, fetch, parse_sha256_args, read_manifest, terminal_progress
+
+    target = TARGETS[args.target]
+    sha = read_manifest(Path(args.manifest), target) if args.manifest else {}
+    sha.update(parse_sha256_args(args.sha256, target))
+    result = fetch(
+        args.target,
+        Path(args.root) if args.root else None,
+        mirror=args.mirror,
+        sha256=sha,
+        keep_archives=args.keep_archives,
+        progress=terminal_progress() if sys.stderr.isatty() else None,
+        log=lambda msg: print(f"note: {msg}", file=sys.stderr),
+    )
+    print(json.dumps(result.to_dict()))
+    print(f"{args.target}: {result.status} in {result.root}", file=sys.stderr)
     return 0
 
 
@@ -164,11 +189,41 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, help="directory to create")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_data_synth)
-    inspect = dsub.add_parser("inspect", help="print a dataset's split counts")
-    inspect.add_argument("--dataset", required=True)
-    inspect.add_argument("--root", default=None, help="dataset directory (default data/<dataset>)")
+    inspect = dsub.add_parser(
+        "inspect",
+        help="print a dataset's split counts",
+        description="Check a dataset folder and print classes, attributes, seen, unseen, trainval, test_seen, "
+        "test_unseen, train, val (the honest validation split: no test image), images, images_listed, "
+        "images_missing, and where each piece came from. Works on the split files alone.",
+    )
+    inspect.add_argument("--dataset", required=True, help="cub, awa2, sun or synth")
+    inspect.add_argument(
+        "--root", default=None, help="dataset folder holding att_splits.mat (default data/CUB, data/AWA2, …)"
+    )
     inspect.add_argument("--json", action="store_true")
     inspect.set_defaults(func=cmd_data_inspect)
+    fetch = dsub.add_parser(
+        "fetch",
+        help="download, verify and unpack a dataset",
+        description="Download the official archive (resuming a partial download), check its sha256 and unpack "
+        "it into the layout the readers expect. Idempotent: a second run does nothing.",
+    )
+    fetch.add_argument(
+        "target", choices=["cub", "awa2", "sun", "xlsa17"], help="a dataset's images, or the xlsa17 split files"
+    )
+    fetch.add_argument(
+        "--root",
+        default=None,
+        help="cub/awa2/sun: the dataset folder (default data/CUB, …); xlsa17: the folder holding the dataset "
+        "folders (default data)",
+    )
+    fetch.add_argument("--mirror", default=None, help="base URL serving the same file names (replaces the official)")
+    fetch.add_argument(
+        "--sha256", action="append", metavar="[FILE=]HEX", help="expected checksum (overrides the built-in table)"
+    )
+    fetch.add_argument("--manifest", default=None, help="sha256sum-style file of expected checksums")
+    fetch.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives after unpacking")
+    fetch.set_defaults(func=cmd_data_fetch)
 
     models = sub.add_parser("models", help="the model zoo")
     msub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)

@@ -32,7 +32,8 @@ class ModelConfig(_Strict):
 class DataConfig(_Strict):
     name: str = "synth"
     root: str | None = None  # dataset directory; default data/<name>
-    image_size: int = Field(64, ge=8)
+    image_size: int | None = Field(None, ge=8)  # None: the model family's preset (ZeroMamba 448, DUET 224, else 64)
+    cache_dir: str | None = None  # memory-mapped cache of preprocessed images (real datasets); None: in memory
     holdout_frac: float = Field(0.2, gt=0.0, lt=1.0)  # train-class images held out as val-seen (stage search)
 
 

@@ -7,3 +7,7 @@ code 2. Everything else is a bug and keeps its traceback.
 
 class UserError(Exception):
     """Bad input from the user: a wrong name, a missing file, a malformed YAML, an invalid value."""
+
+
+class TrialFailed(RuntimeError):
+    """A trial could not finish (non-finite loss, …); its run directory has ``error.txt``. Not retried."""

@@ -9,6 +9,8 @@ import scipy.io
 from zsl_bench.data.xlsa17 import (
     Xlsa17Split,
     check_split_consistency,
+    check_split_indices,
+    num_images,
     read_att_splits,
     read_image_list,
     summarize,
@@ -17,7 +19,6 @@ from zsl_bench.data.xlsa17 import (
 )
 from zsl_bench.errors import UserError
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 REQUIRED = ("att", "allclasses_names", "trainval_loc", "test_seen_loc", "test_unseen_loc")
 
 # name: classes, attributes, trainval, test_seen, test_unseen, train, val (None = absent from the file)
@@ -28,11 +29,10 @@ REAL = {
 }
 
 
-def real_file(name: str) -> Path:
-    path = SHARED / name / "att_splits.mat"
-    if not path.is_file():
-        pytest.skip(f"real xlsa17 data not available at {path}")
-    return path
+@pytest.fixture
+def real_file(shared_data: Path):
+    """``real_file(name)`` → the real att_splits.mat of ``name`` (skips, or fails in CI, without ../shared)."""
+    return lambda name: shared_data / name / "att_splits.mat"
 
 
 def assert_user_error(exc: pytest.ExceptionInfo, path: Path, *words: str) -> None:
@@ -68,7 +68,7 @@ SMALL_LABELS = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 3])
 
 
 @pytest.mark.parametrize("name", sorted(REAL))
-def test_real_counts_and_index_base(name: str) -> None:
+def test_real_counts_and_index_base(name: str, real_file) -> None:
     classes, attributes, trainval, test_seen, test_unseen, train, val = REAL[name]
     split = read_att_splits(real_file(name))
     assert (split.num_classes, split.num_attributes) == (classes, attributes)
@@ -87,29 +87,27 @@ def test_real_counts_and_index_base(name: str) -> None:
     np.testing.assert_array_equal(np.sort(main), np.arange(n))  # disjoint, union = all N images
 
 
-def test_real_cub_names_and_missing_hyperparameter_split() -> None:
+def test_real_cub_names_and_missing_hyperparameter_split(real_file, shared_data: Path) -> None:
     split = read_att_splits(real_file("CUB"))
     assert split.class_names[0] == "002.Laysan_Albatross"
     assert split.train_loc is None and split.val_loc is None
-    listed = (SHARED / "CUB" / "allclasses.txt").read_text().split()
+    listed = (shared_data / "CUB" / "allclasses.txt").read_text().split()
     assert split.class_names == listed
     assert split.original_att is not None
     assert split.original_att.min() >= 0 and split.original_att.max() <= 100
 
 
-def cub_labels(split: Xlsa17Split) -> np.ndarray:
+def cub_labels(split: Xlsa17Split, shared_data: Path) -> np.ndarray:
     """0-based labels of the 11788 CUB images (xlsa17 order = CUB images.txt order)."""
-    path = SHARED / "CUB" / "image_class_labels.txt"
-    if not path.is_file():
-        pytest.skip(f"{path} not available")
+    path = shared_data / "CUB" / "image_class_labels.txt"
     original = np.loadtxt(path, dtype=np.int64)[:, 1]  # original class number 1..200
     position = {int(name.split(".")[0]): i for i, name in enumerate(split.class_names)}
     return np.array([position[c] for c in original])
 
 
-def test_real_cub_consistency_and_summary() -> None:
+def test_real_cub_consistency_and_summary(real_file, shared_data: Path) -> None:
     split = read_att_splits(real_file("CUB"))
-    labels = cub_labels(split)
+    labels = cub_labels(split, shared_data)
     check_split_consistency(split, labels)
     assert summarize(split, labels) == {
         "classes": 200,
@@ -130,7 +128,7 @@ def test_real_cub_consistency_and_summary() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REAL))
-def test_real_round_trip(name: str, tmp_path: Path) -> None:
+def test_real_round_trip(name: str, tmp_path: Path, real_file) -> None:
     split = read_att_splits(real_file(name))
     out = tmp_path / "att_splits.mat"
     write_att_splits(out, split)
@@ -227,6 +225,7 @@ def test_missing_field(tmp_path: Path, field: str) -> None:
         (lambda f: f.update(trainval_loc=np.array([[1.5]])), ("'trainval_loc'", "non-integer")),
         (lambda f: f.update(original_att=f["original_att"][:2]), ("'original_att'", "shape")),
         (lambda f: f.update(allclasses_names=np.zeros((4, 1))), ("'allclasses_names'",)),
+        (lambda f: f.update(test_seen_loc=np.array([[3], [6], [3]], np.uint16)), ("'test_seen_loc'", "repeats", "3")),
     ],
 )
 def test_malformed_field(tmp_path: Path, change, words) -> None:
@@ -341,3 +340,26 @@ def test_consistency_rejects_labels_outside_classes() -> None:
     labels[0] = 4
     with pytest.raises(UserError, match="outside the 4 classes"):
         check_split_consistency(small_split(), labels)
+
+
+def test_split_indices_without_labels() -> None:
+    split = small_split()
+    check_split_indices(split)  # no N known: no range check
+    check_split_indices(split, 12)
+    assert num_images(split) == 12
+    with pytest.raises(UserError, match="only N=11 images"):
+        check_split_indices(split, 11, source="here.mat")
+    with pytest.raises(UserError, match="train_loc and val_loc share 1 images"):
+        check_split_indices(with_field(split, val_loc=np.array([3, 4])))
+    with pytest.raises(UserError, match="val_loc holds 1 test_unseen images"):
+        check_split_indices(with_field(split, val_loc=np.array([4, 6, 9])))
+    with pytest.raises(UserError, match="trainval_loc and test_unseen_loc share"):
+        check_split_indices(with_field(split, trainval_loc=np.array([0, 1, 3, 4, 6, 11])))
+
+
+def test_consistency_rejects_test_seen_class_without_trainval_images() -> None:
+    labels = SMALL_LABELS.copy()
+    labels[7] = 3  # a test-seen image of class 3, which is unseen... and has no trainval image
+    split = with_field(small_split(), test_unseen_loc=np.array([8, 9, 10, 11]))
+    with pytest.raises(UserError, match="test-seen classes have no trainval images"):
+        check_split_consistency(split, labels)

@@ -54,10 +54,7 @@ def test_sweep_records_every_trial_and_survives_a_failing_one(synth_root, tmp_pa
     code, board, board_err = cli("leaderboard", "--results", str(tmp_path / "results"), "--format", "json")
     assert code == 0
     rows = json.loads(board)
-    assert [(r["dataset"], r["model"], r["protocol"]) for r in rows] == [
-        ("synth", "resnet_test", "final"),
-        ("synth", "resnet_test", "search"),
-    ]
+    assert {(r["dataset"], r["model"]) for r in rows} == {("synth", "resnet_test")}  # table details: tests/report
     # stage final retrained the best search trial on trainval, for its chosen epoch count and gamma
     final = yaml.safe_load((sweep_dir / "final-1-seed0" / "config.yaml").read_text())
     parent = sweep_dir / final["meta"]["parent"]

@@ -1,1 +1,18 @@
-"""Datasets: readers and writers of the xlsa17 on-disk format and the procedural synthetic dataset."""
+"""Datasets: the xlsa17 split format, the real CUB/AWA2/SUN folders, the synthetic dataset, images.
+
+Modules (each owns one thing; nothing heavy is imported here):
+
+* ``xlsa17`` — read/write ``att_splits.mat`` and ``image_files.txt``; index checks with and without labels.
+* ``layouts`` — where CUB/AWA2/SUN keep their images and how xlsa17 orders them (res101.mat, own lists, rules).
+* ``splits`` — xlsa17 class lists and the honest train/val class split (no test image in train or val).
+* ``attributes`` — attribute names, groups and value words (DUET prompts, plots).
+* ``datasets`` — the registry: ``read_dataset`` (split files suffice), ``load_dataset`` (for training),
+  ``inspect_dataset`` (``zsl-bench data inspect``).
+* ``protocol`` — which indices train / validate / test in stage ``search`` and ``final``.
+* ``synth`` — the procedural dataset in the same on-disk format.
+* ``images`` — whole-dataset decoding into memory (small data: synth, tiny models).
+* ``transforms`` — per-model pipelines: deterministic ``preprocess`` + per-batch ``augment``.
+* ``cache`` / ``stream`` — memory-mapped preprocessed images and batch streaming for large datasets; see the
+  ``stream`` module docstring for what the engine calls.
+* ``fetch`` — ``zsl-bench data fetch``: download (resumable), sha256, unpack.
+"""

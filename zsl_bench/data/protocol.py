@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zsl_bench.data.splits import honest_train_val
 from zsl_bench.data.xlsa17 import Xlsa17Split
 from zsl_bench.errors import UserError
 
@@ -64,17 +65,35 @@ def make_protocol(
         return Protocol(stage, np.sort(split.trainval_loc), seen, (test,))
     if stage != "search":
         raise ValueError(f"stage must be 'search' or 'final', not {stage!r}")
-    if split.train_loc is None or split.val_loc is None:
+    honest = honest_train_val(split)
+    if honest is None:
         raise UserError(
-            "this dataset's att_splits.mat has no train_loc/val_loc, which stage 'search' validates on; "
-            "use --set meta.stage=final or a split file that has them"
+            "this dataset's att_splits.mat has no train_loc/val_loc (and no sent_splits.mat or "
+            "trainclasses1.txt/valclasses1.txt beside it), which stage 'search' validates on; "
+            "use --set meta.stage=final or add one of those files"
         )
-    train_all = np.intersect1d(split.train_loc, split.trainval_loc)
-    val_unseen = np.intersect1d(split.val_loc, split.trainval_loc)
+    train_all, val_unseen = honest  # xlsa17's train_loc/val_loc also hold test_seen images: dropped here
     train_classes = np.unique(labels[train_all])
     val_classes = np.unique(labels[val_unseen])
     if np.intersect1d(train_classes, val_classes).size:
         raise UserError("train_loc and val_loc share classes; the validation split must use disjoint classes")
     train_idx, val_seen = holdout_split(train_all, labels, holdout_frac, seed)
     val = EvalSet("val", val_seen, val_unseen, train_classes, val_classes)
-    return Protocol(stage, train_idx, train_classes, (val, test))
+    proto = Protocol(stage, train_idx, train_classes, (val, test))
+    assert_honest(proto, split)
+    return proto
+
+
+def assert_honest(proto: Protocol, split: Xlsa17Split) -> None:
+    """Raise ``ValueError`` if a test image (test_seen or test_unseen) is trained on or validated on, or if a
+    validation image is trained on. ``make_protocol`` calls it on every search protocol."""
+    test = np.union1d(split.test_seen_loc, split.test_unseen_loc)
+    used = {"train": proto.train_idx}
+    used.update({f"{e.name} images": e.indices for e in proto.evals if e.name != "test"})
+    for what, idx in used.items():
+        leaked = np.intersect1d(idx, test)
+        if leaked.size:
+            raise ValueError(f"{leaked.size} test images in {what} (first index {int(leaked[0])})")
+    for e in proto.evals:
+        if e.name != "test" and np.intersect1d(proto.train_idx, e.indices).size:
+            raise ValueError(f"{e.name} images are also training images")

@@ -176,8 +176,7 @@ def _draw_classes(spec: SynthSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _class_names(combos: np.ndarray) -> list[str]:
     groups = list(ATTRIBUTE_GROUPS.values())
     return [
-        f"{i + 1:03d}." + "_".join(groups[g][v] for g, v in enumerate(combo))
-        for i, combo in enumerate(combos.tolist())
+        f"{i + 1:03d}." + "_".join(groups[g][v] for g, v in enumerate(combo)) for i, combo in enumerate(combos.tolist())
     ]
 
 

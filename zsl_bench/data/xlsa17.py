@@ -92,7 +92,7 @@ def _optional_arrays_equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 # --------------------------------------------------------------------------------------------------- reading
 
 
-def _one_line(text: object) -> str:
+def one_line(text: object) -> str:
     """``str(text)`` squeezed onto one line (UserError messages must be single lines)."""
     return " ".join(str(text).split())
 
@@ -113,7 +113,7 @@ def _load_mat(path: Path) -> dict[str, Any]:
         ) from exc
     except Exception as exc:  # a corrupt or foreign file can fail inside scipy in many ways
         raise UserError(
-            f"{path} is not a readable MATLAB .mat file ({type(exc).__name__}: {_one_line(exc)}); "
+            f"{path} is not a readable MATLAB .mat file ({type(exc).__name__}: {one_line(exc)}); "
             "replace it with an intact copy of the xlsa17 att_splits.mat"
         ) from exc
 
@@ -152,7 +152,7 @@ def _class_names(raw: np.ndarray, path: Path) -> list[str]:
         try:
             names = [_cell_to_str(x) for x in raw.ravel(order="F")]
         except (ValueError, UnicodeDecodeError) as exc:
-            msg = f"{where} is not a cell array of strings ({_one_line(exc)}); fix the file"
+            msg = f"{where} is not a cell array of strings ({one_line(exc)}); fix the file"
             raise UserError(msg) from exc
     else:
         raise UserError(f"{where} has dtype {raw.dtype}, not strings; it must be a cell array of class names")
@@ -187,7 +187,15 @@ def _loc(raw: np.ndarray, name: str, path: Path) -> np.ndarray:
         raise UserError(
             f"{where} has index {flat.min():g} < 1; xlsa17 indices are 1-based MATLAB indices: fix the file"
         )
-    return flat.astype(np.int64) - 1
+    loc = flat.astype(np.int64) - 1
+    uniq, counts = np.unique(loc, return_counts=True)
+    if uniq.size != loc.size:
+        first = int(uniq[counts > 1][0])
+        raise UserError(
+            f"{where} repeats image index {first + 1} (1-based; {loc.size - uniq.size} duplicates in all); "
+            "every image must appear once: fix the file"
+        )
+    return loc
 
 
 def read_att_splits(path: Path) -> Xlsa17Split:
@@ -220,8 +228,7 @@ def read_att_splits(path: Path) -> Xlsa17Split:
         original = _matrix(np.asarray(mat["original_att"]), "original_att", path)
         if original.shape != att.shape:
             raise UserError(
-                f"{path} field 'original_att' has shape {original.shape} but 'att' has {att.shape}; "
-                "they must match"
+                f"{path} field 'original_att' has shape {original.shape} but 'att' has {att.shape}; they must match"
             )
         original = np.ascontiguousarray(original.T, dtype=np.float32)
     locs = {name: _loc(_field(mat, name, path), name, path) for name in MAIN_LOCS}
@@ -326,7 +333,7 @@ def read_image_list(path: Path) -> tuple[list[str], np.ndarray]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} cannot be read as UTF-8 text ({_one_line(exc)}); fix or replace it") from exc
+        raise UserError(f"{path} cannot be read as UTF-8 text ({one_line(exc)}); fix or replace it") from exc
     files: list[str] = []
     labels = np.empty(len(lines), dtype=np.int64)
     for i, line in enumerate(lines):
@@ -385,9 +392,8 @@ def _where(source: Path | str | None) -> str:
     return f"{source}: " if source is not None else ""
 
 
-def _check_ranges(split: Xlsa17Split, labels: np.ndarray, source: Path | str | None) -> None:
-    """Every index in ``[0, N)`` and every label in ``[0, C)``."""
-    n = labels.shape[0]
+def _check_index_range(split: Xlsa17Split, n: int, source: Path | str | None) -> None:
+    """Every index of every present ``*_loc`` in ``[0, n)``."""
     for name, loc in _present_locs(split).items():
         if loc.size and (loc.max() >= n or loc.min() < 0):
             bad = int(loc.max()) if loc.max() >= n else int(loc.min())
@@ -395,6 +401,11 @@ def _check_ranges(split: Xlsa17Split, labels: np.ndarray, source: Path | str | N
                 f"{_where(source)}{name} has 0-based index {bad} but there are only N={n} images; "
                 "the split and the image list do not belong together"
             )
+
+
+def _check_ranges(split: Xlsa17Split, labels: np.ndarray, source: Path | str | None) -> None:
+    """Every index in ``[0, N)`` and every label in ``[0, C)``."""
+    _check_index_range(split, labels.shape[0], source)
     if labels.size and (labels.min() < 0 or labels.max() >= split.num_classes):
         bad = int(labels.max()) if labels.max() >= split.num_classes else int(labels.min())
         raise UserError(
@@ -403,9 +414,53 @@ def _check_ranges(split: Xlsa17Split, labels: np.ndarray, source: Path | str | N
         )
 
 
-def check_split_consistency(
-    split: Xlsa17Split, labels: np.ndarray, *, source: Path | str | None = None
-) -> None:
+def num_images(split: Xlsa17Split) -> int:
+    """N implied by the split alone: one past the largest index of any ``*_loc`` (xlsa17 covers every image)."""
+    tops = [int(loc.max()) + 1 for loc in _present_locs(split).values() if loc.size]
+    return max(tops, default=0)
+
+
+def check_split_indices(split: Xlsa17Split, n_images: int | None = None, *, source: Path | str | None = None) -> None:
+    """The checks that need no labels.
+
+    Args:
+        split: the split (each ``*_loc`` already free of duplicates, see :func:`read_att_splits`).
+        n_images: N, the number of images of the image list, or None when there is no list.
+        source: optional path or name put in front of error messages.
+
+    Raises:
+        UserError: an index is ``>= n_images``; trainval / test_seen / test_unseen overlap; train_loc and
+            val_loc overlap; or train_loc / val_loc hold test-unseen images.
+    """
+    if n_images is not None:
+        _check_index_range(split, n_images, source)
+    for i, a in enumerate(MAIN_LOCS):
+        for b in MAIN_LOCS[i + 1 :]:
+            common = np.intersect1d(getattr(split, a), getattr(split, b))
+            if common.size:
+                raise UserError(
+                    f"{_where(source)}{a} and {b} share {common.size} images (first 0-based index "
+                    f"{int(common[0])}); the three main splits must be disjoint"
+                )
+    if split.train_loc is not None and split.val_loc is not None:
+        common = np.intersect1d(split.train_loc, split.val_loc)
+        if common.size:
+            raise UserError(
+                f"{_where(source)}train_loc and val_loc share {common.size} images (first 0-based index "
+                f"{int(common[0])}); the hyper-parameter split must be disjoint"
+            )
+    for name in OPTIONAL_LOCS:
+        loc = getattr(split, name)
+        if loc is not None:
+            unseen = np.intersect1d(loc, split.test_unseen_loc)
+            if unseen.size:
+                raise UserError(
+                    f"{_where(source)}{name} holds {unseen.size} test_unseen images (first 0-based index "
+                    f"{int(unseen[0])}); validation must never touch unseen test classes"
+                )
+
+
+def check_split_consistency(split: Xlsa17Split, labels: np.ndarray, *, source: Path | str | None = None) -> None:
     """Check a split against the per-image labels.
 
     Args:
@@ -415,24 +470,25 @@ def check_split_consistency(
 
     Raises:
         UserError: an index is ``>= N`` (or a label ``>= C``); trainval / test_seen / test_unseen overlap;
-            or a test-unseen class also has trainval images.
+            train_loc / val_loc overlap or hold test-unseen images; a test-unseen class also has trainval
+            images; or a test-seen class has none.
     """
     labels = np.asarray(labels).reshape(-1)
     _check_ranges(split, labels, source)
-    for i, a in enumerate(MAIN_LOCS):
-        for b in MAIN_LOCS[i + 1 :]:
-            common = np.intersect1d(getattr(split, a), getattr(split, b))
-            if common.size:
-                raise UserError(
-                    f"{_where(source)}{a} and {b} share {common.size} images (first 0-based index "
-                    f"{int(common[0])}); the three main splits must be disjoint"
-                )
+    check_split_indices(split, labels.shape[0], source=source)
     leaked = np.intersect1d(labels[split.test_unseen_loc], labels[split.trainval_loc])
     if leaked.size:
         names = ", ".join(split.class_names[int(c)] for c in leaked[:3])
         raise UserError(
             f"{_where(source)}{leaked.size} test-unseen classes also have trainval images (e.g. {names}); "
             "unseen classes must not be trained on"
+        )
+    stray = np.setdiff1d(labels[split.test_seen_loc], labels[split.trainval_loc])
+    if stray.size:
+        names = ", ".join(split.class_names[int(c)] for c in stray[:3])
+        raise UserError(
+            f"{_where(source)}{stray.size} test-seen classes have no trainval images (e.g. {names}); "
+            "test_seen_loc must hold images of the seen (trainval) classes only"
         )
 
 

@@ -1,4 +1,4 @@
-"""One training epoch and the score computation of an evaluation."""
+"""One training epoch and the score computation of an evaluation, streaming batches from an image source."""
 
 from __future__ import annotations
 
@@ -7,53 +7,60 @@ import math
 import numpy as np
 import torch
 
-from zsl_bench.data.images import to_float
+from zsl_bench.data.stream import ImageSource, batches
+from zsl_bench.data.transforms import TransformSpec, augment
 from zsl_bench.models.base import ZslModel
 
 
 def train_epoch(
     model: ZslModel,
     optimizer: torch.optim.Optimizer,
-    images: torch.Tensor,
-    targets: torch.Tensor,
+    source: ImageSource,
+    train_idx: np.ndarray,
+    targets: np.ndarray,
     class_att_seen: torch.Tensor,
     batch_size: int,
     generator: torch.Generator,
-    hflip: bool,
+    spec: TransformSpec,
     device: torch.device,
 ) -> float:
-    """One pass over ``images`` uint8 [N, 3, H, W] with ``targets`` [N] (rows of ``class_att_seen`` [S, A]).
+    """One shuffled pass over the images ``train_idx`` [n] of ``source``.
 
-    Returns the mean total loss; a non-finite loss raises ``FloatingPointError``.
+    ``targets`` [N] maps a dataset index to its row of ``class_att_seen`` [S, A]. Returns the mean total loss;
+    a non-finite loss raises ``FloatingPointError``.
     """
     model.train()
-    order = torch.randperm(images.shape[0], generator=generator)
     total, seen = 0.0, 0
-    for start in range(0, order.numel(), batch_size):
-        idx = order[start : start + batch_size]
-        x = to_float(images[idx], hflip=hflip, generator=generator).to(device)
-        batch = {"image": x, "target": targets[idx].to(device)}
+    for idx, images in batches(source, train_idx, batch_size, shuffle=True, generator=generator):
+        x = augment(images, spec, train=True, generator=generator).to(device)  # [B, 3, S, S]
+        batch = {"image": x, "target": torch.as_tensor(targets[idx], device=device)}
         losses = model.loss(model(x), batch, class_att_seen)
         loss = losses["total"]
         if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss is {loss.item()} at sample {start} of the epoch")
+            raise FloatingPointError(f"loss is {loss.item()} after {seen} samples of the epoch")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.item() * idx.numel()
-        seen += idx.numel()
+        total += loss.item() * len(idx)
+        seen += len(idx)
     return total / max(seen, 1)
 
 
 @torch.no_grad()
 def class_scores(
-    model: ZslModel, images: torch.Tensor, class_att: torch.Tensor, batch_size: int, device: torch.device
+    model: ZslModel,
+    source: ImageSource,
+    indices: np.ndarray,
+    class_att: torch.Tensor,
+    batch_size: int,
+    spec: TransformSpec,
+    device: torch.device,
 ) -> np.ndarray:
-    """Raw class scores [N, C] for uint8 ``images`` [N, 3, H, W] against ``class_att`` [C, A]."""
+    """Raw class scores [n, C] for the images ``indices`` [n] of ``source`` against ``class_att`` [C, A]."""
     model.eval()
     chunks = []
-    for start in range(0, images.shape[0], batch_size):
-        x = to_float(images[start : start + batch_size]).to(device)
+    for _, images in batches(source, indices, batch_size):
+        x = augment(images, spec, train=False).to(device)
         chunks.append(model.class_scores(model(x), class_att).float().cpu())
     return torch.cat(chunks).numpy()
 

@@ -8,6 +8,7 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ import torch
 from zsl_bench import metrics
 from zsl_bench.config import ExperimentConfig, to_dict, validate
 from zsl_bench.data.datasets import load_dataset
-from zsl_bench.data.images import load_images
 from zsl_bench.data.protocol import Protocol, make_protocol
+from zsl_bench.data.stream import ImageSource, open_images
+from zsl_bench.data.transforms import TransformSpec, transform_for
 from zsl_bench.engine import checkpoint
 from zsl_bench.engine.loops import class_scores, to_score_space, train_epoch
 from zsl_bench.engine.selection import select_by_test, select_by_val
-from zsl_bench.errors import UserError
+from zsl_bench.errors import TrialFailed, UserError
 from zsl_bench.models import ZslModel, build_model
 from zsl_bench.rundir import RunWriter, UnreadableRun, read_run
 
@@ -31,10 +33,6 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, Any]], None]
 _SPLIT_SEED = 0  # the held-out validation slice is the same for every trial, whatever its train.seed
-
-
-class TrialFailed(RuntimeError):
-    """The trial could not finish (non-finite loss, …); the run directory has ``error.txt``."""
 
 
 def run_trial(
@@ -146,13 +144,15 @@ class _Trial:
         data = load_dataset(cfg.data.name, cfg.data.root)
         proto = make_protocol(data.split, data.labels, cfg.meta.stage, cfg.data.holdout_frac, seed=_SPLIT_SEED)
 
-        images = load_images(data.image_paths, cfg.data.image_size)  # uint8 [N, 3, S, S]
+        spec = transform_for(cfg.model.name, cfg.data.name, cfg.data.image_size)
+        spec = replace(spec, hflip=spec.hflip and cfg.train.hflip)
+        cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else None
+        source = open_images(data, spec, cache_dir)
         att = torch.as_tensor(data.split.att, dtype=torch.float32, device=device)  # [C, A]
-        train_images = images[torch.as_tensor(proto.train_idx)]
-        targets = torch.as_tensor(np.searchsorted(proto.train_classes, data.labels[proto.train_idx]))
+        targets = np.searchsorted(proto.train_classes, data.labels)  # [N]: row of att_seen (train images only)
         att_seen = att[torch.as_tensor(proto.train_classes, device=device)]  # [S, A]
 
-        model = build_model(cfg.model.name, data.split.num_attributes, cfg.data.image_size, **cfg.model.options)
+        model = build_model(cfg.model.name, data.split.num_attributes, spec.size, **cfg.model.options)
         optimizer = _optimizer(model, cfg)
         gen = torch.Generator().manual_seed(cfg.train.seed)
         first_epoch = 1
@@ -169,17 +169,18 @@ class _Trial:
                 loss = train_epoch(
                     model,
                     optimizer,
-                    train_images,
+                    source,
+                    proto.train_idx,
                     targets,
                     att_seen,
                     cfg.train.batch_size,
                     gen,
-                    cfg.train.hflip,
+                    spec,
                     device,
                 )
             except FloatingPointError as exc:
                 raise TrialFailed(f"epoch {epoch}: {exc}") from None
-            results = _evaluate(model, images, data.labels, proto, att, cfg, device)
+            results = _evaluate(model, source, spec, data.labels, proto, att, cfg, device)
             elapsed = round(time.perf_counter() - self.start, 3)
             for split, rec in results.items():
                 self.writer.metrics({"epoch": epoch, "split": split, **rec, "train_loss": loss, "time_s": elapsed})
@@ -198,7 +199,8 @@ class _Trial:
 
 def _evaluate(
     model: ZslModel,
-    images: torch.Tensor,
+    source: ImageSource,
+    spec: TransformSpec,
     labels: np.ndarray,
     proto: Protocol,
     att: torch.Tensor,
@@ -212,7 +214,7 @@ def _evaluate(
     out = {}
     for ev in proto.evals:  # "val" precedes "test", so test reuses the gamma chosen on val
         idx = ev.indices
-        raw = class_scores(model, images[torch.as_tensor(idx)], att, cfg.eval.batch_size, device)
+        raw = class_scores(model, source, idx, att, cfg.eval.batch_size, spec, device)
         scores = to_score_space(raw, np.concatenate([ev.seen_classes, ev.unseen_classes]), cfg.eval.score_space)
         y = labels[idx]
         if gamma is None:

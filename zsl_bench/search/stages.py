@@ -19,7 +19,9 @@ from zsl_bench.search.space import Param, SearchSpace
 
 
 @dataclass(frozen=True)
-class FinalRun:
+class PlannedRun:
+    """A run to execute with a known configuration (final stage, or an unfinished trial to continue)."""
+
     name: str  # run directory name, e.g. final-1-seed0
     config: dict[str, Any]  # the full, validated experiment config
 
@@ -46,7 +48,7 @@ def search_runs(sweep_dir: Path) -> list[Run]:
     return runs
 
 
-def final_runs(sweep_dir: Path, metric: str, mode: str, top_k: int, seeds: int) -> list[FinalRun]:
+def final_runs(sweep_dir: Path, metric: str, mode: str, top_k: int, seeds: int) -> list[PlannedRun]:
     """Final-stage configs for the ``top_k`` best finished search trials × ``seeds`` seeds."""
     scored = [(v, r) for r in search_runs(sweep_dir) if (v := selection_value(r, metric)) is not None]
     scored.sort(key=lambda vr: (-vr[0] if mode == "max" else vr[0], vr[1].path.name))
@@ -65,8 +67,18 @@ def final_runs(sweep_dir: Path, metric: str, mode: str, top_k: int, seeds: int) 
                 "meta.trial_id": name,
                 "meta.parent": run.path.name,
             }
-            out.append(FinalRun(name, to_dict(build_config(tree, overrides, source=str(run.path)))))
+            out.append(PlannedRun(name, to_dict(build_config(tree, overrides, source=str(run.path)))))
     return out
+
+
+def unfinished_runs(sweep_dir: Path) -> list[PlannedRun]:
+    """Search runs a killed driver left behind (neither done nor failed), to continue from their checkpoints."""
+    return [PlannedRun(r.path.name, r.config) for r in search_runs(sweep_dir) if not r.done and r.error is None]
+
+
+def finished_count(sweep_dir: Path) -> int:
+    """Search trials that count towards ``num_samples``: done (completed or early-stopped) or failed."""
+    return sum(1 for r in search_runs(sweep_dir) if r.done or r.error is not None)
 
 
 def tiny_model_for(name: str, known: list[str]) -> str:

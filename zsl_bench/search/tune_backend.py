@@ -10,7 +10,10 @@ The only module that imports ray and optuna. Two stages, both through Ray Tune:
 Ray's own state lives in ``<results>/<sweep>/_ray/`` (ignored by readers): the Tune experiments, the private
 auth token, and the Optuna study (``optuna.journal``, openable with optuna-dashboard). ``resume=True`` restores
 the search experiment after the driver died: finished trials stay, unfinished ones continue from their last
-checkpoint, the searcher keeps its history; the final stage skips runs that are already done.
+checkpoint, the searcher keeps its history; the final stage skips runs that are already done. Tune's own restore
+can miss trials started just before a hard kill (its trial list and its sample counter are saved at different
+moments), so after it the sweep continues any unfinished run directory itself and tops the search up to
+``num_samples`` with a searcher that reloads the Optuna study from its journal.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,10 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from zsl_bench.config import ExperimentConfig, build_config, to_dict, validate
-from zsl_bench.errors import UserError
+from zsl_bench.errors import TrialFailed, UserError
 from zsl_bench.rundir import DONE, ERROR, RunWriter, UnreadableRun, find_run_dirs, read_run
 from zsl_bench.search.space import Param, SearchSpace, SweepSettings
-from zsl_bench.search.stages import FinalRun, final_runs, search_runs, selection_value
+from zsl_bench.search.stages import (
+    PlannedRun,
+    final_runs,
+    finished_count,
+    search_runs,
+    selection_value,
+    unfinished_runs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +122,9 @@ def run_sweep(
     ray_dir = sweep_dir / "_ray"
     if not resume and any(True for _ in find_run_dirs(sweep_dir)):
         raise UserError(f"sweep {name!r} already has runs in {sweep_dir}; pass --resume to continue it or --name NEW")
+    ray_dir.mkdir(parents=True, exist_ok=True)
+    if "ray" in sys.modules and os.environ.get("RAY_AUTH_MODE") != "token":
+        raise RuntimeError("ray was imported before run_sweep set up token auth; set RAY_AUTH_MODE=token first")
     ensure_local_token(ray_dir)
     # Save Tune's experiment state after every controller step (default: at most every 10 s), so a driver
     # killed mid-sweep does not forget trials it had already started.
@@ -132,14 +146,14 @@ def run_sweep(
     )
     outcome = SweepOutcome(name=name, sweep_dir=sweep_dir)
     try:
-        grid = _search_stage(space, base_tree, name, sweep_dir, ray_dir, resume, objective)
+        settings = space.sweep
+        grid = _search_stage(space, base_tree, name, sweep_dir, ray_dir, resume, objective, "search")
         _record_crashes(grid, sweep_dir)
         if resume:
-            _set_aside_orphans(grid, sweep_dir, ray_dir)
-        settings = space.sweep
+            _complete_search(space, base_tree, name, sweep_dir, ray_dir, objective)
         finals = final_runs(sweep_dir, settings.metric, settings.mode, settings.top_k, settings.seeds_final)
         if finals:
-            _final_stage(finals, settings, sweep_dir, ray_dir, objective)
+            _replay_stage(finals, settings, sweep_dir, ray_dir, objective, "final")
     finally:
         ray.shutdown()
     _summarise(outcome, sweep_dir, space.sweep, set(space.space))
@@ -155,6 +169,7 @@ def _search_stage(
     ray_dir: Path,
     resume: bool,
     objective: Objective,
+    experiment: str,
 ) -> Any:
     from ray import tune
 
@@ -170,7 +185,7 @@ def _search_stage(
 
     wrapped = tune.with_resources(trainable, _resources(settings))
     param_space = {key: to_tune_domain(p) for key, p in space.space.items()}
-    path = ray_dir / "search"
+    path = ray_dir / experiment
     if resume and tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), wrapped, resume_unfinished=True, param_space=param_space)
     else:
@@ -188,29 +203,57 @@ def _search_stage(
                 max_concurrent_trials=settings.max_concurrent,
                 reuse_actors=True,
             ),
-            run_config=_run_config("search", ray_dir, settings.max_failures),
+            run_config=_run_config(experiment, ray_dir, settings.max_failures),
         )
     return tuner.fit()
 
 
-def _final_stage(
-    finals: list[FinalRun], settings: SweepSettings, sweep_dir: Path, ray_dir: Path, objective: Objective
+def _complete_search(
+    space: SearchSpace, base_tree: dict[str, Any], name: str, sweep_dir: Path, ray_dir: Path, objective: Objective
+) -> None:
+    """After a restore: continue unfinished run directories, then sample the trials still missing."""
+    settings = space.sweep
+    leftovers = unfinished_runs(sweep_dir)
+    if leftovers:
+        log.warning("continuing %d unfinished trial(s) from their checkpoints", len(leftovers))
+        _replay_stage(leftovers, settings, sweep_dir, ray_dir, objective, "continue")
+    missing = settings.num_samples - finished_count(sweep_dir)
+    if missing <= 0:
+        return
+    if settings.searcher == "grid":
+        log.warning("%d grid trial(s) were lost with the driver and are not re-sampled", missing)
+        return
+    log.warning("sampling %d trial(s) the interrupted sweep had not recorded", missing)
+    top_up = space.model_copy(update={"sweep": settings.model_copy(update={"num_samples": missing})})
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    grid = _search_stage(top_up, base_tree, name, sweep_dir, ray_dir, False, objective, f"search-topup-{stamp}")
+    _record_crashes(grid, sweep_dir)
+
+
+def _replay_stage(
+    runs: list[PlannedRun],
+    settings: SweepSettings,
+    sweep_dir: Path,
+    ray_dir: Path,
+    objective: Objective,
+    label: str,
 ) -> Any:
-    """Retrain the chosen configurations (runs already done are returned at once by ``run_trial``)."""
+    """Run known configurations into their named run directories (``run_trial`` returns finished ones at once
+    and continues interrupted ones from their checkpoints)."""
     from ray import tune
 
     def trainable(params: dict[str, Any]) -> None:
         run = params["run"]
-        cfg = validate(run["config"], f"final run {run['name']}")
+        cfg = validate(run["config"], f"{label} run {run['name']}")
         if cfg.train.num_threads is None:
             cfg.train.num_threads = max(1, int(settings.resources_per_trial.cpu))
         _run_objective(objective, cfg, sweep_dir / run["name"])
 
     tuner = tune.Tuner(
         tune.with_resources(trainable, _resources(settings)),
-        param_space={"run": tune.grid_search([{"name": f.name, "config": f.config} for f in finals])},
+        param_space={"run": tune.grid_search([{"name": r.name, "config": r.config} for r in runs])},
         tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, reuse_actors=True),
-        run_config=_run_config(f"final-{time.strftime('%Y%m%d-%H%M%S')}", ray_dir, settings.max_failures),
+        run_config=_run_config(f"{label}-{time.strftime('%Y%m%d-%H%M%S')}", ray_dir, settings.max_failures),
     )
     grid = tuner.fit()
     _record_crashes(grid, sweep_dir, name_of=lambda r: r.config["run"]["name"])
@@ -221,8 +264,6 @@ def _run_objective(objective: Objective, cfg: ExperimentConfig, run_dir: Path) -
     """Call the objective with a report that also hands Tune a tiny checkpoint (the epoch reached), so a
     restored or retried trial keeps its iteration count; the weights live in the run directory."""
     from ray import tune
-
-    from zsl_bench.engine import TrialFailed
 
     def report(metrics: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -244,18 +285,6 @@ def _record_crashes(grid: Any, sweep_dir: Path, name_of: Callable[[Any], str] | 
         run_dir = sweep_dir / run_name
         if run_dir.is_dir() and not (run_dir / ERROR).exists() and not (run_dir / DONE).exists():
             RunWriter.record_error(run_dir, f"{type(result.error).__name__}: {result.error}")
-
-
-def _set_aside_orphans(grid: Any, sweep_dir: Path, ray_dir: Path) -> None:
-    """Unfinished search runs that the restored experiment does not know (started just before the driver died,
-    after Tune last saved its state) are moved to ``_ray/orphans/``: their trials were sampled anew."""
-    known = {_trial_id(result) for result in grid}
-    for run in search_runs(sweep_dir):
-        if run.path.name not in known and not run.done:
-            target = ray_dir / "orphans" / run.path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            run.path.rename(target)
-            log.warning("set aside %s: an unfinished trial the resumed sweep does not know", run.path.name)
 
 
 def _trial_id(result: Any) -> str:
@@ -332,7 +361,9 @@ def _scheduler(settings: SweepSettings, epochs: int) -> Any:
 
 def _searcher(settings: SweepSettings, ray_dir: Path) -> Any:
     if settings.searcher in ("random", "grid"):
-        return None  # Tune's BasicVariantGenerator: random sampling, cross product of grid values
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=settings.seed)  # random sampling, cross product of grid values
     import optuna
     from optuna.storages.journal import JournalFileBackend
     from ray.tune.search.optuna import OptunaSearch
@@ -349,5 +380,4 @@ def _run_config(name: str, ray_dir: Path, max_failures: int) -> Any:
         storage_path=str(ray_dir),
         verbose=1,
         failure_config=tune.FailureConfig(max_failures=max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
     )
