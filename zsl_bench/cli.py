@@ -162,19 +162,40 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from zsl_bench.report.leaderboard import collect, render
+    from zsl_bench.report.leaderboard import build, render
     from zsl_bench.rundir import write_text_atomic
 
     results = Path(args.results)
-    if not results.is_dir():
-        raise UserError(f"results directory not found: {results} (run a sweep or pass --results DIR)")
-    rows, skipped = collect(results)
-    if skipped.total:
-        print(skipped.line(), file=sys.stderr)
-    text = render(rows, args.format)
-    if args.out:
-        write_text_atomic(Path(args.out), text + "\n")
+    reference = None
+    if args.reference and not args.no_reference:
+        reference = Path(args.reference)
+    elif not args.no_reference:  # default: <results>/reference, else ./results/reference, else none
+        reference = next((p for p in (results / "reference", Path("results/reference")) if p.is_dir()), None)
+    board = build(results, reference)
+    if board.skipped.total:
+        print(board.skipped.line(), file=sys.stderr)
+    for note in board.notes:
+        print(f"leaderboard: note: {note}", file=sys.stderr)
+    text = render(board, args.format)
+    out = args.out or (str(results / "leaderboard.md") if args.format == "md" else "-")
+    if out != "-":
+        write_text_atomic(Path(out), text + "\n")
+        print(f"leaderboard: wrote {out}", file=sys.stderr)
     print(text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from zsl_bench.report.sweep_report import write_report
+
+    out = Path(args.out) if args.out else None
+    report = write_report(Path(args.results), args.sweep, out)
+    for note in report.notes:
+        print(f"report: note: {note}", file=sys.stderr)
+    if report.skipped.total:
+        print(report.skipped.line("report"), file=sys.stderr)
+    for path in report.files:
+        print(path)
     return 0
 
 
@@ -256,11 +277,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.set_defaults(func=cmd_sweep)
 
-    board = sub.add_parser("leaderboard", help="aggregate run directories into a table")
-    board.add_argument("--results", default="results")
-    board.add_argument("--format", choices=["md", "json"], default="md")
-    board.add_argument("--out", default=None, help="also write the table to this file")
+    board = sub.add_parser(
+        "leaderboard",
+        help="aggregate run directories into paper-ready tables",
+        description="Final-stage runs grouped by dataset and model: mean ± std over seeds, with selection on "
+        "validation (protocol val, the default) and on test (protocol test, the papers' protocol) in separate "
+        "tables, reported numbers from the papers beside them, and the compute behind each row. A dataset and "
+        "model without final-stage runs is shown from its search-stage runs, labelled 'search stage'.",
+    )
+    board.add_argument("--results", default="results", help="results root to read (default results/)")
+    board.add_argument(
+        "--format", choices=["md", "csv", "tex", "json"], default="md", help="markdown (default), csv, LaTeX, json"
+    )
+    board.add_argument(
+        "--out",
+        default=None,
+        help="file to write (default: <results>/leaderboard.md for md, none for the others; '-' for none); "
+        "the text is printed to stdout as well",
+    )
+    board.add_argument(
+        "--reference",
+        default=None,
+        help="folder of reported-number YAML files (default <results>/reference or ./results/reference if present)",
+    )
+    board.add_argument("--no-reference", action="store_true", help="leave out the reported rows")
     board.set_defaults(func=cmd_leaderboard)
+
+    report = sub.add_parser(
+        "report",
+        help="plots and a short markdown report for one sweep",
+        description="Writes report.md, search_progress.png (best validation H against cumulative compute) and, "
+        "when the runs saved test scores, seen_unseen_<dataset>_<model>.png (the seen-unseen accuracy curve "
+        "with its AUSUC).",
+    )
+    report.add_argument("--sweep", required=True, help="sweep name: the folder <results>/<sweep>")
+    report.add_argument("--results", default="results", help="results root (default results/)")
+    report.add_argument("--out", default=None, help="output folder (default <results>/<sweep>/_report)")
+    report.set_defaults(func=cmd_report)
     return p
 
 

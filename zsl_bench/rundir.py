@@ -4,6 +4,7 @@
 ``<run>/metrics.jsonl`` one JSON object per evaluation
 ``<run>/summary.json``  the selected epoch / gamma and its metrics
 ``<run>/error.txt``     present when the trial failed (what went wrong)
+``<run>/test_scores.npz`` test scores at the validation-selected epoch (seen-unseen curves, AUSUC)
 ``<run>/done``          empty, written last: only runs with it are complete
 
 Every file is written atomically (temp file in the same directory + ``os.replace``), so a reader never sees
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 ERROR = "error.txt"
 DONE = "done"
+TEST_SCORES = "test_scores.npz"  # scores of the test split at the validation-selected epoch
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -68,8 +71,9 @@ class RunWriter:
             for line in (self.dir / METRICS).read_text().splitlines():
                 if line.strip() and json.loads(line).get("epoch", 0) <= resume_after:
                     self._lines.append(line)
-        for stale in (DONE, ERROR, SUMMARY, METRICS):
-            (self.dir / stale).unlink(missing_ok=True)
+        stale = [DONE, ERROR, SUMMARY, METRICS] + ([] if resume_after is not None else [TEST_SCORES])
+        for name in stale:  # a resumed run keeps the scores of its selected epoch, which may precede the checkpoint
+            (self.dir / name).unlink(missing_ok=True)
         if self._lines:
             write_text_atomic(self.dir / METRICS, "\n".join(self._lines) + "\n")
 
@@ -82,6 +86,27 @@ class RunWriter:
 
     def summary(self, summary: dict[str, Any]) -> None:
         write_json(self.dir / SUMMARY, summary)
+
+    def test_scores(
+        self, scores: np.ndarray, y_true: np.ndarray, seen: np.ndarray, unseen: np.ndarray, epoch: int, gamma: float
+    ) -> None:
+        """``scores`` float32 [N, C] (calibrated score space, before gamma), ``y_true`` [N], class id sets."""
+        arrays = {
+            "scores": np.asarray(scores, dtype=np.float32),
+            "y_true": np.asarray(y_true, dtype=np.int64),
+            "seen": np.asarray(seen, dtype=np.int64),
+            "unseen": np.asarray(unseen, dtype=np.int64),
+            "epoch": np.int64(epoch),
+            "gamma": np.float64(gamma),
+        }
+        fd, tmp = tempfile.mkstemp(prefix=f".{TEST_SCORES}.", suffix=".tmp", dir=self.dir)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            os.replace(tmp, self.dir / TEST_SCORES)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def error(self, message: str) -> None:
         self.record_error(self.dir, message)

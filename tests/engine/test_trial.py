@@ -1,11 +1,13 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from zsl_bench.engine import TrialFailed, run_trial
 from zsl_bench.errors import UserError
+from zsl_bench.metrics import gzsl_accuracy
 from zsl_bench.models import MODELS
 from zsl_bench.models.base import ZslModel
 
@@ -33,6 +35,7 @@ def test_run_directory_contract(synth_root, tmp_path):
         "done",
         "metrics.jsonl",
         "summary.json",
+        "test_scores.npz",
     ]
     assert sorted(p.name for p in (run / "checkpoint").iterdir()) == ["best.pt", "latest.pt"]
 
@@ -65,6 +68,12 @@ def test_run_directory_contract(synth_root, tmp_path):
     assert all(r["calibrated_on_test"]["h"] >= r["h"] - 1e-12 for r in test_records)
     assert oracle["test"]["h"] == max(r["calibrated_on_test"]["h"] for r in test_records)
     assert oracle["test"]["czsl"] == max(r["czsl"] for r in test_records)
+
+    # the saved test scores are those behind the reported selection
+    saved = np.load(run / "test_scores.npz")
+    assert int(saved["epoch"]) == best["epoch"] and float(saved["gamma"]) == best["gamma"]
+    again = gzsl_accuracy(saved["scores"], saved["y_true"], saved["seen"], saved["unseen"], gamma=best["gamma"])
+    assert (again["u"], again["s"]) == (best["test"]["u"], best["test"]["s"])
 
     assert [r["epoch"] for r in reports] == [1, 2]
     assert {"val/h", "val/czsl", "test/h", "train/loss"} <= reports[0].keys()

@@ -180,11 +180,13 @@ class _Trial:
                 )
             except FloatingPointError as exc:
                 raise TrialFailed(f"epoch {epoch}: {exc}") from None
-            results = _evaluate(model, source, spec, data.labels, proto, att, cfg, device)
+            results, test_scores = _evaluate(model, source, spec, data.labels, proto, att, cfg, device)
             elapsed = round(time.perf_counter() - self.start, 3)
             for split, rec in results.items():
                 self.writer.metrics({"epoch": epoch, "split": split, **rec, "train_loss": loss, "time_s": elapsed})
             self.history.append({"epoch": epoch, **results})
+            if select_by_val(self.history)["epoch"] == epoch:  # the scores behind the reported U/S (curves, AUSUC)
+                self.writer.test_scores(**test_scores, epoch=epoch, gamma=results["test"]["gamma"])
             self.checkpoint(model, optimizer, gen)
             if epoch == cfg.train.epochs:
                 self.finish("completed")  # before the last report: Ray may end the process inside it
@@ -206,8 +208,11 @@ def _evaluate(
     att: torch.Tensor,
     cfg: ExperimentConfig,
     device: torch.device,
-) -> dict[str, dict[str, Any]]:
-    """CZSL and GZSL on every evaluation set; gamma is chosen on ``val`` (or fixed by the config)."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """CZSL and GZSL on every evaluation set; gamma is chosen on ``val`` (or fixed by the config).
+
+    Returns the records by split name, and the test scores ``{"scores" [N, C], "y_true" [N], "seen", "unseen"}``
+    in the calibrated score space (before gamma)."""
     gamma, gamma_from = (cfg.eval.gamma, "fixed") if cfg.eval.gamma is not None else (None, "val")
     if gamma is None and not any(ev.name == "val" for ev in proto.evals):
         gamma, gamma_from = 0.0, "fixed"  # stage final without a fixed gamma: plain argmax
@@ -233,7 +238,8 @@ def _evaluate(
             oracle = metrics.calibrate_gamma(scores, y, ev.seen_classes, ev.unseen_classes, extra=[gamma])
             gz = metrics.gzsl_accuracy(scores, y, ev.seen_classes, ev.unseen_classes, gamma=oracle)
             out[ev.name]["calibrated_on_test"] = {"gamma": float(oracle), **{k: float(v) for k, v in gz.items()}}
-    return out
+            test_scores = {"scores": scores, "y_true": y, "seen": ev.seen_classes, "unseen": ev.unseen_classes}
+    return out, test_scores
 
 
 def _optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:

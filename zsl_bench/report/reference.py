@@ -1,0 +1,106 @@
+"""Reported numbers: ``results/reference/*.yaml``, shown as ``reported`` rows beside the measured ones.
+
+A file holds ``rows``, each::
+
+    method: ZeroMamba            # shown as "ZeroMamba (AAAI'25)"
+    venue: AAAI'25               # optional
+    backbone: VMamba-S, 448
+    source: "where the numbers come from (paper, table)"   # or one ``source`` for the whole file
+    results:                     # dataset name (as in data.name) → percent; null or absent where not reported
+      cub: {czsl: 80.0, u: 72.1, s: 76.4, h: 74.2}
+
+Files are read in name order, rows in file order. Any problem is a ``UserError`` naming the file and the entry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zsl_bench.errors import UserError
+from zsl_bench.report.aggregate import REPORTED, Row
+from zsl_bench.report.runs import METRICS
+
+_FIX = "fix the file or pass --no-reference"
+
+
+def _fail(where: str, what: str) -> UserError:
+    return UserError(f"reference numbers {where}: {what} ({_FIX})")
+
+
+def _why(exc: Exception) -> str:
+    """A one-line reason: for YAML, the problem and where it was found."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _text(entry: dict[str, Any], key: str, where: str, default: Any = None) -> str:
+    value = entry.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(f"{where}.{key}", f"expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _percent(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 100.0:
+        raise _fail(where, f"expected a percentage in [0, 100] or null, got {value!r}")
+    return float(value)
+
+
+def _rows_of(path: Path, data: Any) -> list[Row]:
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise _fail(str(path), "expected a mapping with a list 'rows'")
+    rows = []
+    for i, entry in enumerate(data["rows"]):
+        where = f"{path} rows[{i}]"
+        if not isinstance(entry, dict):
+            raise _fail(where, "expected a mapping")
+        method = _text(entry, "method", where)
+        venue = entry.get("venue")
+        label = f"{method} ({venue})" if venue else method
+        backbone = _text(entry, "backbone", where)
+        source = _text(entry, "source", where, data.get("source"))
+        results = entry.get("results")
+        if not isinstance(results, dict) or not results:
+            raise _fail(f"{where}.results", "expected a mapping dataset → {czsl, u, s, h}")
+        for dataset, numbers in results.items():
+            numbers = numbers or {}
+            if not isinstance(numbers, dict) or set(numbers) - set(METRICS):
+                raise _fail(f"{where}.results.{dataset}", f"expected a mapping with keys among {', '.join(METRICS)}")
+            values = {m: _percent(numbers.get(m), f"{where}.results.{dataset}.{m}") for m in METRICS}
+            if all(v is None for v in values.values()):
+                continue
+            rows.append(
+                Row(
+                    dataset=str(dataset).lower(),
+                    model=label,
+                    protocol=REPORTED,
+                    backbone=backbone,
+                    source=source,
+                    **values,
+                )
+            )
+    return rows
+
+
+def load_reference(directory: Path) -> list[Row]:
+    """Every reported row of ``directory/*.yaml`` (files in name order); ``UserError`` on any bad entry."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"reference folder not found: {directory} (pass --reference DIR or --no-reference)")
+    rows: list[Row] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise _fail(str(path), f"cannot be read ({_why(exc)})") from None
+        rows.extend(_rows_of(path, data))
+    return rows
