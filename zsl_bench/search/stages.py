@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,17 +36,24 @@ def selection_value(run: Run, metric: str) -> float | None:
     return block.get(key)
 
 
-def search_runs(sweep_dir: Path) -> list[Run]:
-    """The readable search-stage runs of a sweep directory."""
+def read_runs(sweep_dir: Path) -> list[Run]:
+    """Every readable run of a sweep directory (search and final stages)."""
     runs = []
     for path in find_run_dirs(sweep_dir):
         try:
-            run = read_run(path)
+            runs.append(read_run(path))
         except UnreadableRun:
             continue
-        if run.config.get("meta", {}).get("stage") == "search":
-            runs.append(run)
     return runs
+
+
+def stage_of(run: Run) -> str:
+    return run.config.get("meta", {}).get("stage", "search")
+
+
+def search_runs(sweep_dir: Path) -> list[Run]:
+    """The readable search-stage runs of a sweep directory."""
+    return [run for run in read_runs(sweep_dir) if stage_of(run) == "search"]
 
 
 def final_runs(sweep_dir: Path, metric: str, mode: str, top_k: int, seeds: int) -> list[PlannedRun]:
@@ -82,8 +90,9 @@ def finished_count(sweep_dir: Path) -> int:
 
 
 def tiny_model_for(name: str, known: list[str]) -> str:
-    """The family's CPU test model: ``resnet101_ale`` → ``resnet_test``."""
-    tiny = f"{name.split('_')[0]}_test"
+    """The family's CPU test model, named by the leading letters of ``name``: ``resnet101_ale`` → ``resnet_test``,
+    ``vit_b16_ale`` → ``vit_test``, ``zeromamba_vmamba_s`` → ``zeromamba_test``."""
+    tiny = f"{re.match(r'[a-z]*', name).group(0)}_test"
     if tiny not in known:
         raise UserError(f"no tiny test model for {name!r} (expected {tiny!r}); smoke runs need one per family")
     return tiny

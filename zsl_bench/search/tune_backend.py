@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -32,14 +33,15 @@ from typing import Any
 
 from zsl_bench.config import ExperimentConfig, build_config, to_dict, validate
 from zsl_bench.errors import TrialFailed, UserError
-from zsl_bench.rundir import DONE, ERROR, RunWriter, UnreadableRun, find_run_dirs, read_run
+from zsl_bench.rundir import DONE, ERROR, RunWriter, find_run_dirs
 from zsl_bench.search.space import Param, SearchSpace, SweepSettings
 from zsl_bench.search.stages import (
     PlannedRun,
     final_runs,
     finished_count,
-    search_runs,
+    read_runs,
     selection_value,
+    stage_of,
     unfinished_runs,
 )
 
@@ -115,8 +117,11 @@ def run_sweep(
     resume: bool = False,
     num_cpus: int | None = None,
     objective: Objective | None = None,
+    address: str | None = None,
 ) -> SweepOutcome:
-    """Run both stages on a Ray instance started (and shut down) here."""
+    """Run both stages on a Ray instance started (and shut down) here, or, with ``address`` (``HOST:PORT``), on
+    that running cluster: attached with its token (``RAY_AUTH_MODE=token`` plus ``RAY_AUTH_TOKEN_PATH`` or
+    ``RAY_AUTH_TOKEN`` already in the environment; no private token is made) and only disconnected at the end."""
     start = time.perf_counter()
     sweep_dir = (results_root / name).resolve()
     ray_dir = sweep_dir / "_ray"
@@ -125,7 +130,14 @@ def run_sweep(
     ray_dir.mkdir(parents=True, exist_ok=True)
     if "ray" in sys.modules and os.environ.get("RAY_AUTH_MODE") != "token":
         raise RuntimeError("ray was imported before run_sweep set up token auth; set RAY_AUTH_MODE=token first")
-    ensure_local_token(ray_dir)
+    if address:  # attach: the cluster's own token, never a per-sweep one
+        os.environ["RAY_AUTH_MODE"] = "token"
+        if not (os.environ.get("RAY_AUTH_TOKEN_PATH") or os.environ.get("RAY_AUTH_TOKEN")):
+            raise UserError(
+                f"--address {address}: no token for that cluster; export RAY_AUTH_TOKEN_PATH=FILE (its token file)"
+            )
+    else:
+        ensure_local_token(ray_dir)
     # Save Tune's experiment state after every controller step (default: at most every 10 s), so a driver
     # killed mid-sweep does not forget trials it had already started.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
@@ -137,13 +149,16 @@ def run_sweep(
         base_tree["data"]["root"] = str(Path(base_tree["data"]["root"]).resolve())
     if objective is None:
         from zsl_bench.engine import run_trial as objective
-    ray.init(
-        address="local",
-        num_cpus=num_cpus or os.cpu_count(),
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     outcome = SweepOutcome(name=name, sweep_dir=sweep_dir)
     try:
         settings = space.sweep
@@ -287,20 +302,34 @@ def _record_crashes(grid: Any, sweep_dir: Path, name_of: Callable[[Any], str] | 
             RunWriter.record_error(run_dir, f"{type(result.error).__name__}: {result.error}")
 
 
+_TRIAL_DIR = re.compile(r"^trainable_([0-9a-f]+(?:_\d{5})?)_")
+
+
 def _trial_id(result: Any) -> str:
-    """Tune names trial dirs ``<trainable>_<trial id>_<index>_…``."""
+    """The trial id of a Tune result: from its metrics, else from its directory ``trainable_<trial id>_<n>_…``
+    (ids are ``3f2a9c1d`` from a Searcher, ``87130_00000`` from the basic variant generator)."""
     trial_id = (result.metrics or {}).get("trial_id")
     if trial_id:
         return trial_id
-    parts = Path(result.path).name.split("_")
-    return parts[1]
+    match = _TRIAL_DIR.match(Path(result.path).name)
+    return match.group(1) if match else Path(result.path).name
 
 
 def _summarise(outcome: SweepOutcome, sweep_dir: Path, settings: SweepSettings, searched: set[str]) -> None:
     """Fill the counts, the best search trial and the final-stage means from the run directories."""
+    runs = read_runs(sweep_dir)
+    outcome.compute_s = sum(float((run.summary or {}).get("compute_s", 0.0)) for run in runs)
     best: tuple[float, Any] | None = None
-    for run in search_runs(sweep_dir):
-        if run.error or not run.done:
+    tests = []
+    for run in runs:
+        failed = run.error is not None or not run.done
+        if stage_of(run) == "final":
+            outcome.final_runs += 1
+            outcome.final_failed += failed
+            if not failed and run.path.name.startswith("final-1-"):
+                tests.append(run.summary["best_by_val"]["test"])
+            continue
+        if failed:
             outcome.failed += 1
             continue
         if (run.summary or {}).get("status") == "stopped":
@@ -317,20 +346,6 @@ def _summarise(outcome: SweepOutcome, sweep_dir: Path, settings: SweepSettings, 
         outcome.best_trial = run.path.name
         outcome.best_metric = selection_value(run, settings.metric)
         outcome.best_params = {key: _dotted(run.config, key) for key in sorted(searched)}
-    tests = []
-    for path in find_run_dirs(sweep_dir):
-        try:
-            run = read_run(path)
-        except UnreadableRun:
-            continue
-        outcome.compute_s += float((run.summary or {}).get("compute_s", 0.0))
-        if run.config.get("meta", {}).get("stage") != "final":
-            continue
-        outcome.final_runs += 1
-        if run.error or not run.done:
-            outcome.final_failed += 1
-        elif path.name.startswith("final-1-"):
-            tests.append(run.summary["best_by_val"]["test"])
     if tests:
         outcome.final_test = {k: sum(t[k] for t in tests) / len(tests) for k in ("czsl", "u", "s", "h")}
 
@@ -363,7 +378,9 @@ def _searcher(settings: SweepSettings, ray_dir: Path) -> Any:
     if settings.searcher in ("random", "grid"):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        return BasicVariantGenerator(random_state=settings.seed)  # random sampling, cross product of grid values
+        # random sampling / the cross product of grid values; Tune applies max_concurrent_trials only to a
+        # Searcher, so this generator gets its own limit
+        return BasicVariantGenerator(random_state=settings.seed, max_concurrent=settings.max_concurrent)
     import optuna
     from optuna.storages.journal import JournalFileBackend
     from ray.tune.search.optuna import OptunaSearch
