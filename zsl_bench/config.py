@@ -27,6 +27,7 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     name: str = "resnet_test"
     options: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the model factory
+    freeze_backbone: bool = False  # train only the head (backbone: no gradients, eval-mode BatchNorm)
 
 
 class DataConfig(_Strict):
@@ -45,6 +46,7 @@ class TrainConfig(_Strict):
     num_threads: int | None = Field(None, ge=1)  # torch CPU threads; None: leave as the process has it
     hflip: bool = True  # random horizontal flip augmentation
     checkpoint: bool = True  # checkpoint/latest.pt every epoch (+ best.pt): resume, retries
+    keep_checkpoints: int = Field(0, ge=0)  # also keep the newest N per-epoch files (PBT exploits them)
 
 
 class OptimConfig(_Strict):
@@ -52,6 +54,8 @@ class OptimConfig(_Strict):
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
+    backbone_lr: float | None = Field(None, gt=0.0)  # models with a backbone/head split; None: lr
+    head_lr: float | None = Field(None, gt=0.0)  # everything outside the backbone; None: lr
 
 
 class EvalConfig(_Strict):

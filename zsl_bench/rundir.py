@@ -77,6 +77,15 @@ class RunWriter:
         if self._lines:
             write_text_atomic(self.dir / METRICS, "\n".join(self._lines) + "\n")
 
+    def inherit_metrics(self, source: Path, up_to: int) -> None:
+        """Start ``metrics.jsonl`` with ``source``'s records of epochs ≤ ``up_to``, marked ``inherited_from``."""
+        path = Path(source) / METRICS
+        lines = path.read_text().splitlines() if path.exists() else []
+        for line in lines:
+            record = json.loads(line) if line.strip() else None
+            if record is not None and record.get("epoch", 0) <= up_to:
+                self.metrics({**record, "inherited_from": Path(source).name})
+
     def config(self, config: dict[str, Any]) -> None:
         write_yaml(self.dir / CONFIG, config)
 

@@ -155,3 +155,31 @@ def test_finished_run_is_not_trained_again(synth_root, tmp_path):
     changed = run_trial(small_cfg(synth_root, train={"epochs": 1}), tmp_path / "run")  # another config: afresh
     assert changed["epochs_run"] == 1
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_init_from_another_runs_checkpoint(synth_root, tmp_path):
+    """PBT's exploit: a run continues from another run's epoch-2 state under its own (mutated) config."""
+    source = run_trial(small_cfg(synth_root, train={"epochs": 3, "keep_checkpoints": 2}), tmp_path / "a")
+    assert sorted(p.name for p in (tmp_path / "a" / "checkpoint").glob("epoch_*.pt")) == [
+        "epoch_0002.pt",
+        "epoch_0003.pt",
+    ]
+    clone = run_trial(
+        small_cfg(synth_root, train={"epochs": 4}, optim={"lr": 5e-3}),
+        tmp_path / "b",
+        init_from=tmp_path / "a" / "checkpoint" / "epoch_0002.pt",
+    )
+    records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r.get("inherited_from")) for r in records] == [
+        (1, "a"),
+        (1, "a"),
+        (2, "a"),
+        (2, "a"),
+        (3, None),
+        (3, None),
+        (4, None),
+        (4, None),
+    ]
+    assert clone["epochs_run"] == 4 and source["epochs_run"] == 3
+    with pytest.raises(TrialFailed, match="cannot read"):
+        run_trial(small_cfg(synth_root), tmp_path / "c", init_from=tmp_path / "missing.pt")

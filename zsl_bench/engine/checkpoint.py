@@ -19,20 +19,34 @@ LATEST = "latest.pt"
 BEST = "best.pt"
 
 
-def save(run_dir: Path, state: dict[str, Any], best: bool = False) -> Path:
-    """Write ``state`` to ``checkpoint/latest.pt`` (and copy to ``best.pt`` when ``best``)."""
+def epoch_file(run_dir: Path, epoch: int) -> Path:
+    """Where ``keep > 0`` keeps the checkpoint of ``epoch`` (PBT restarts other trials from it)."""
+    return Path(run_dir) / DIR / f"epoch_{epoch:04d}.pt"
+
+
+def save(run_dir: Path, state: dict[str, Any], best: bool = False, keep: int = 0) -> Path:
+    """Write ``state`` to ``checkpoint/latest.pt`` (and ``best.pt`` when ``best``); with ``keep`` > 0 also to
+    ``epoch_NNNN.pt``, keeping the newest ``keep`` of those."""
     folder = Path(run_dir) / DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LATEST
     _atomic_save(state, path)
     if best:
         _atomic_save(state, folder / BEST)
+    if keep > 0:
+        _atomic_save(state, epoch_file(run_dir, state["epoch"]))
+        for old in sorted(folder.glob("epoch_*.pt"))[:-keep]:
+            old.unlink(missing_ok=True)
     return path
 
 
 def load_latest(run_dir: Path) -> dict[str, Any] | None:
     """The latest checkpoint of ``run_dir``, or None when there is none (or it cannot be read)."""
-    path = Path(run_dir) / DIR / LATEST
+    return load(Path(run_dir) / DIR / LATEST)
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """A checkpoint file, or None when it is missing or cannot be read."""
     if not path.is_file():
         return None
     try:

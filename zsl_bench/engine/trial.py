@@ -40,6 +40,7 @@ def run_trial(
     run_dir: str | Path,
     report: Report | None = None,
     resume: bool = True,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one configuration into ``run_dir`` and return its summary.
 
@@ -52,14 +53,24 @@ def run_trial(
 
     With ``resume`` (the default), a run directory holding the same configuration (``meta`` aside) is
     continued: a finished run is returned as it is, an interrupted one restarts after its last checkpoint.
+    ``init_from`` (a checkpoint file of another run, as PBT's exploit step asks) starts this run afresh from that
+    state — weights, optimiser, history and the other run's metric records up to its epoch — under this config.
     """
     cfg = config if isinstance(config, ExperimentConfig) else validate(config, "trial config")
     cfg = _with_provenance(cfg)
     run_dir = Path(run_dir)
-    state = _resumable_state(cfg, run_dir) if resume else None
-    if state is not None and "summary" in state:
-        return state["summary"]
-    writer = RunWriter(run_dir, resume_after=state["epoch"] if state else None)
+    if init_from is not None:
+        state = checkpoint.load(Path(init_from))
+        if state is None:
+            raise TrialFailed(f"cannot read the checkpoint to start from: {init_from}")
+        state = {**state, "compute_s": 0.0}  # this run's compute is its own; the source counts its epochs
+        writer = RunWriter(run_dir)
+        writer.inherit_metrics(Path(init_from).parents[1], up_to=state["epoch"])
+    else:
+        state = _resumable_state(cfg, run_dir) if resume else None
+        if state is not None and "summary" in state:
+            return state["summary"]
+        writer = RunWriter(run_dir, resume_after=state["epoch"] if state else None)
     writer.config(to_dict(cfg))
     trial = _Trial(cfg, writer, state)
     try:
@@ -134,7 +145,8 @@ class _Trial:
             "history": self.history,
             "compute_s": time.perf_counter() - self.start,
         }
-        checkpoint.save(self.writer.dir, state, best=select_by_val(self.history)["epoch"] == epoch)
+        best = select_by_val(self.history)["epoch"] == epoch
+        checkpoint.save(self.writer.dir, state, best=best, keep=self.cfg.train.keep_checkpoints)
 
     def run(self, report: Report | None) -> None:
         cfg, device = self.cfg, self.device
@@ -243,10 +255,36 @@ def _evaluate(
 
 
 def _optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    """AdamW or SGD over the trainable parameters, in two groups when the model has a backbone/head split.
+
+    A model with ``backbone_parameters()`` gets ``optim.backbone_lr`` there and ``optim.head_lr`` on every other
+    parameter (each None → ``optim.lr``); ``model.freeze_backbone`` calls ``model.freeze_backbone()`` first
+    (requires_grad False, eval-mode BatchNorm) and leaves the backbone out of the optimiser.
+    """
     o = cfg.optim
+    split = getattr(model, "backbone_parameters", None)
+    if cfg.model.freeze_backbone:
+        if not hasattr(model, "freeze_backbone") or split is None:
+            raise UserError(f"model {cfg.model.name!r} has no backbone to freeze; set model.freeze_backbone=false")
+        model.freeze_backbone()
+    if split is None:
+        if o.backbone_lr is not None or o.head_lr is not None:
+            log.warning("model %s has no backbone/head split: optim.backbone_lr/head_lr ignored", cfg.model.name)
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": o.lr}]
+    else:
+        backbone = {id(p) for p in split()}
+        groups = [
+            {"params": [p for p in split() if p.requires_grad], "lr": o.backbone_lr or o.lr, "name": "backbone"},
+            {
+                "params": [p for p in model.parameters() if id(p) not in backbone and p.requires_grad],
+                "lr": o.head_lr or o.lr,
+                "name": "head",
+            },
+        ]
+        groups = [g for g in groups if g["params"]]
     if o.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
 
 
 def _device(name: str) -> torch.device:

@@ -37,12 +37,13 @@ class SweepSettings(_Strict):
     metric: str = "val/h"
     mode: Literal["max", "min"] = "max"
     searcher: Literal["optuna", "random", "grid"] = "optuna"
-    scheduler: Literal["asha", "fifo"] = "asha"
+    scheduler: Literal["asha", "fifo", "pbt"] = "asha"
     num_samples: int = Field(8, ge=1)
     max_concurrent: int = Field(2, ge=1)
     resources_per_trial: Resources = Field(default_factory=Resources)
     grace_period: int = Field(1, ge=1)  # ASHA: epochs before a trial may be stopped
     reduction_factor: float = Field(2.0, gt=1)
+    perturbation_interval: int = Field(2, ge=1)  # PBT: epochs between exploit/explore steps
     seed: int = 0  # searcher seed
     max_failures: int = Field(0, ge=0)  # retries of a crashed trial, from its last checkpoint
     top_k: int = Field(1, ge=0)  # stage final retrains the k best search trials (0: no final stage)
@@ -92,6 +93,8 @@ class SearchSpace(_Strict):
             raise ValueError(f"searcher optuna cannot take grid parameters ({', '.join(grids)}); use searcher: grid")
         if self.sweep.searcher == "grid" and ranges:
             raise ValueError(f"searcher grid needs grid/choice values, not ranges ({', '.join(ranges)})")
+        if self.sweep.scheduler == "pbt" and (self.sweep.searcher != "random" or grids):
+            raise ValueError("scheduler pbt evolves a random population: use searcher: random and no grid parameters")
         return self
 
 

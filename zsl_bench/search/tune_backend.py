@@ -196,6 +196,8 @@ def _search_stage(
         cfg = build_config(base_tree, overrides, source=f"sweep {name}")
         if cfg.train.num_threads is None:
             cfg.train.num_threads = max(1, int(settings.resources_per_trial.cpu))
+        if settings.scheduler == "pbt":
+            cfg.train.keep_checkpoints = max(cfg.train.keep_checkpoints, 3)  # the epochs other trials may copy
         _run_objective(objective, cfg, sweep_dir / trial_id)
 
     wrapped = tune.with_resources(trainable, _resources(settings))
@@ -213,7 +215,7 @@ def _search_stage(
                 metric=settings.metric,
                 mode=settings.mode,
                 search_alg=_searcher(settings, ray_dir),
-                scheduler=_scheduler(settings, base_tree["train"]["epochs"]),
+                scheduler=_scheduler(settings, base_tree["train"]["epochs"], space.space),
                 num_samples=settings.num_samples,
                 max_concurrent_trials=settings.max_concurrent,
                 reuse_actors=True,
@@ -285,10 +287,32 @@ def _run_objective(objective: Objective, cfg: ExperimentConfig, run_dir: Path) -
             Path(tmp, "epoch.json").write_text(json.dumps({"epoch": metrics["epoch"], "run_dir": str(run_dir)}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
+    extra = {}
+    source = _foreign_checkpoint(run_dir)
+    if source is not None:  # PBT exploit: continue from another trial's weights under this trial's new config
+        extra["init_from"] = source
     try:
-        objective(cfg, run_dir, report=report)
+        objective(cfg, run_dir, report=report, **extra)
     except TrialFailed:
         return  # recorded in error.txt; a diverged trial is not retried
+
+
+def _foreign_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint file of another run that Tune restarts this trial from (PBT's exploit), or None."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    from zsl_bench.engine.checkpoint import LATEST, epoch_file
+
+    with checkpoint.as_directory() as folder:
+        marker = json.loads(Path(folder, "epoch.json").read_text())
+    source = Path(marker["run_dir"])
+    if source == run_dir:
+        return None  # its own checkpoint (restore, retry): run_trial resumes from the run directory itself
+    exact = epoch_file(source, marker["epoch"])
+    return exact if exact.exists() else source / "checkpoint" / LATEST
 
 
 def _record_crashes(grid: Any, sweep_dir: Path, name_of: Callable[[Any], str] | None = None) -> None:
@@ -361,11 +385,17 @@ def _resources(settings: SweepSettings) -> dict[str, float]:
     return {"cpu": settings.resources_per_trial.cpu, "gpu": settings.resources_per_trial.gpu}
 
 
-def _scheduler(settings: SweepSettings, epochs: int) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+def _scheduler(settings: SweepSettings, epochs: int, space: dict[str, Param]) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
     if settings.scheduler == "fifo":
         return FIFOScheduler()
+    if settings.scheduler == "pbt":  # exploit copies a better trial's weights (run_trial(init_from=…)), explore mutates
+        return PopulationBasedTraining(
+            time_attr="training_iteration",
+            perturbation_interval=settings.perturbation_interval,
+            hyperparam_mutations={key: to_tune_domain(p) for key, p in space.items()},
+        )
     return ASHAScheduler(
         time_attr="training_iteration",
         max_t=epochs,
