@@ -141,9 +141,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.num_samples:
         space.sweep.num_samples = args.num_samples
 
+    if args.address:  # the cluster's token, set before ray is imported
+        from zsl_bench.cluster.head import attach_env
+
+        attach_env(args.address)
+
     from zsl_bench.search.tune_backend import run_sweep
 
-    out = run_sweep(space, base, Path(args.results), name, resume=args.resume)
+    out = run_sweep(space, base, Path(args.results), name, resume=args.resume, address=args.address)
     print(
         f"sweep {out.name}: search {out.completed} completed, {out.stopped} early-stopped, {out.failed} failed; "
         f"final {out.final_runs - out.final_failed} of {out.final_runs} runs; "
@@ -197,6 +202,284 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in report.files:
         print(path)
     return 0
+
+
+# ---- cluster (issue 9): a local Ray head with its dashboard, SLURM batch jobs, and the helpers those jobs call ----
+
+
+def cmd_cluster_up(args: argparse.Namespace) -> int:
+    import getpass
+    import shlex
+    import socket
+
+    from zsl_bench.cluster.head import HeadOptions, check_dashboard_host, default_cluster_dir, up
+
+    warning = check_dashboard_host(args.dashboard_host, args.expose_dashboard)
+    if warning:
+        print(warning, file=sys.stderr)
+    cdir = Path(args.cluster_dir)
+    state = up(
+        HeadOptions(
+            cluster_dir=cdir,
+            num_cpus=args.num_cpus,
+            num_gpus=args.num_gpus,
+            port=args.port,
+            dashboard_port=args.dashboard_port,
+            dashboard_host=args.dashboard_host,
+            expose_dashboard=args.expose_dashboard,
+            node_ip=args.node_ip_address,
+            object_store_mb=args.object_store_mb,
+        )
+    )
+    token = shlex.quote(state.token_file)
+    default = cdir.expanduser().resolve() == default_cluster_dir().expanduser().resolve()
+    where = "" if default else f" --cluster-dir {shlex.quote(str(cdir))}"
+    env = "" if default else f"ZSL_BENCH_CLUSTER_DIR={shlex.quote(str(cdir))} "
+    gpus = "auto-detected" if state.num_gpus is None else state.num_gpus
+    port = state.dashboard_port
+    print(f"Ray cluster up at {state.address} ({state.num_cpus} CPUs, GPUs: {gpus}), token auth on")
+    print(f"  dashboard:  {state.dashboard_url}  (it asks for the token: cat {token})")
+    print(
+        f"  SSH tunnel: ssh -N -L {port}:127.0.0.1:{port} {getpass.getuser()}@{socket.gethostname()}  "
+        f"then open http://localhost:{port}"
+    )
+    print(f"  sweeps:     {env}zsl-bench sweep --space FILE --address {state.address}")
+    print(f"  other Ray clients: export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={token}")
+    print(f"  status:     zsl-bench cluster status{where}    stop: zsl-bench cluster down{where}")
+    return 0
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    from zsl_bench.cluster.head import status
+
+    report = status(Path(args.cluster_dir))
+    ok = report["running"] and "error" not in report
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0 if ok else 1
+    print(f"cluster {report['address']}: {'running' if report['running'] else 'NOT running (stale record)'}")
+    print(f"  dashboard: {report['dashboard_url']}  token file: {report['token_file']}")
+    if "error" in report:
+        print(f"  dashboard error: {report['error']}")
+    if not ok:
+        return 1
+    print(f"  Ray {report['ray_version']}, {len(report['nodes'])} node(s):")
+    for node in report["nodes"]:
+        res = ", ".join(f"{k} {_amount(k, v)}" for k, v in sorted(node["resources"].items()))
+        print(f"    {node['ip']:<16} {'head' if node['head'] else 'worker':<6} {node['state']:<6} {res}")
+    used = ", ".join(
+        f"{k} {_amount(k, v['used'])}/{_amount(k, v['total'])}" for k, v in sorted(report["resources"].items())
+    )
+    print(f"  resources used/total: {used}")
+    print(f"  jobs running: {len(report['jobs'])} (finished: {report['jobs_finished']})")
+    for job in report["jobs"]:
+        print(f"    {job['submission_id'] or job['job_id']} {job['type']} {job['status']} {job['entrypoint'][:80]}")
+    return 0
+
+
+def _amount(resource: str, value: float | None) -> str:
+    if value is None:
+        return "?"
+    if "memory" in resource:
+        return f"{value / 2**30:.1f} GiB"
+    return f"{value:g}"
+
+
+def cmd_cluster_down(args: argparse.Namespace) -> int:
+    from zsl_bench.cluster.head import down
+
+    state, count = down(Path(args.cluster_dir))
+    if state is None:
+        print(f"no cluster recorded in {args.cluster_dir}; nothing to stop", file=sys.stderr)
+        return 0
+    print(f"cluster {state.address} stopped ({count} processes, by PID)")
+    return 0
+
+
+def cmd_cluster_slurm(args: argparse.Namespace) -> int:
+    import shlex
+
+    from zsl_bench.cluster.slurm import SlurmSweep, check, render, sbatch_command, submit
+    from zsl_bench.config import build_config, to_dict
+    from zsl_bench.search.space import load_space
+
+    job = SlurmSweep(
+        space=Path(args.space),
+        nodes=args.nodes,
+        cpus_per_node=args.cpus_per_node,
+        gpus_per_node=args.gpus_per_node,
+        partition=args.partition,
+        time=args.time,
+        account=args.account,
+        results=Path(args.results),
+        name=args.name,
+        smoke=args.smoke,
+        resume=args.resume,
+        num_samples=args.num_samples,
+        overrides=args.set or [],
+        object_store_mb=args.object_store_mb,
+        job_name=args.job_name,
+        python=args.python or sys.executable,
+        prelude=Path(args.prelude) if args.prelude else None,
+        template=Path(args.template) if args.template else None,
+        sbatch_args=args.sbatch_arg or [],
+    )
+    check(job)
+    _, base = load_space(args.space)  # a bad space file fails here, not in the queue hours later
+    if args.set:
+        build_config(to_dict(base), _overrides(args.set), source="command line")
+    text = render(job)
+    if args.dry_run:
+        print(text, end="")
+        from zsl_bench.cluster.slurm import slurm_dir
+
+        command = shlex.join(sbatch_command(job, Path("SCRIPT")))
+        mkdir = shlex.join(["mkdir", "-p", str(slurm_dir(job))])
+        print(
+            f"dry run: nothing submitted; save the script above as SCRIPT, then: {mkdir} && {command}", file=sys.stderr
+        )
+        return 0
+    done = submit(job, text)
+    log = shlex.quote(str(done.log))
+    size = f"{job.nodes} node(s) x {job.cpus_per_node} CPUs, {job.gpus_per_node} GPUs"
+    print(f"submitted SLURM job {done.job_id}: {size}")
+    print(f"  script: {done.script}")
+    print(f"  follow: tail -f {log}    queue: squeue -j {done.job_id}    cancel: scancel {done.job_id}")
+    print(f"  results: {job.results.resolve()}; after a cancel or pre-emption, submit the same command with --resume")
+    return 0
+
+
+def cmd_cluster_job_token(args: argparse.Namespace) -> int:
+    from zsl_bench.cluster.auth import create_token
+
+    create_token(Path(args.file), replace=True)
+    return 0
+
+
+def cmd_cluster_job_ip(args: argparse.Namespace) -> int:
+    from zsl_bench.cluster.jobstep import node_ip
+
+    print(node_ip(args.node))
+    return 0
+
+
+def cmd_cluster_job_ports(args: argparse.Namespace) -> int:
+    from zsl_bench.cluster.net import free_ports
+
+    print(" ".join(str(p) for p in free_ports(args.count)))
+    return 0
+
+
+def cmd_cluster_job_ray(args: argparse.Namespace) -> int:
+    from zsl_bench.cluster.jobstep import run_ray_node
+
+    ray_args = args.ray_args[1:] if args.ray_args[:1] == ["--"] else args.ray_args
+    return run_ray_node(ray_args)
+
+
+def cmd_cluster_job_wait(args: argparse.Namespace) -> int:
+    from zsl_bench.cluster.jobstep import wait_for_nodes
+
+    try:
+        nodes = wait_for_nodes(args.dashboard, args.nodes, args.timeout)
+    except TimeoutError as exc:
+        print(f"zsl-bench: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(nodes)} Ray node(s) alive: {', '.join(sorted(n['ip'] for n in nodes))}")
+    return 0
+
+
+def _add_cluster_parser(sub: Any) -> None:
+    from zsl_bench.cluster.head import default_cluster_dir
+
+    cluster = sub.add_parser("cluster", help="a Ray head with its dashboard, and sweeps as SLURM jobs")
+    csub = cluster.add_subparsers(dest="cluster_command", required=True, parser_class=_Parser)
+    cdir = dict(
+        default=str(default_cluster_dir()),
+        help="where the cluster's state and token live (default $ZSL_BENCH_CLUSTER_DIR or %(default)s)",
+    )
+
+    cup = csub.add_parser(
+        "up",
+        help="start a Ray head with its dashboard on this machine",
+        description="Starts a Ray head with token authentication (token file readable only by you) and the "
+        "dashboard on 127.0.0.1; prints the dashboard URL, the SSH tunnel and the address for `sweep --address`.",
+    )
+    cup.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may use (default: all cores)")
+    cup.add_argument("--num-gpus", type=int, default=None, help="GPUs Ray may use (default: detected)")
+    cup.add_argument("--port", type=int, default=6379, help="GCS port: the address sweeps attach to (default 6379)")
+    cup.add_argument("--dashboard-port", type=int, default=8265)
+    cup.add_argument("--dashboard-host", default="127.0.0.1", help="bind address of the dashboard (default loopback)")
+    cup.add_argument(
+        "--expose-dashboard", action="store_true", help="allow a non-loopback --dashboard-host (prints a warning)"
+    )
+    cup.add_argument("--node-ip-address", default=None, help="this node's IP for Ray (default: Ray picks one)")
+    cup.add_argument("--object-store-mb", type=int, default=None, help="object store size (default: Ray's, 30%% RAM)")
+    cup.add_argument("--cluster-dir", **cdir)
+    cup.set_defaults(func=cmd_cluster_up)
+
+    cstatus = csub.add_parser("status", help="nodes, resources and running jobs, from the dashboard API")
+    cstatus.add_argument("--json", action="store_true", help="one JSON object (includes dashboard_url, token_file)")
+    cstatus.add_argument("--cluster-dir", **cdir)
+    cstatus.set_defaults(func=cmd_cluster_status)
+
+    cdown = csub.add_parser("down", help="stop exactly the processes `cluster up` started (by PID)")
+    cdown.add_argument("--cluster-dir", **cdir)
+    cdown.set_defaults(func=cmd_cluster_down)
+
+    cslurm = csub.add_parser(
+        "slurm",
+        help="run a sweep as a SLURM batch job (Ray head + workers + the sweep)",
+        description="Renders cluster/slurm/ray_sweep.sbatch (Ray head on the first node, workers on the others, "
+        "token auth, free ports, the sweep on the head) and submits it with sbatch. The results directory must be "
+        "on a filesystem all nodes share.",
+    )
+    cslurm.add_argument("--space", required=True, help="search-space YAML file")
+    cslurm.add_argument("--nodes", type=int, default=1, help="nodes of the job (default 1)")
+    cslurm.add_argument("--cpus-per-node", type=int, required=True, help="CPUs per node, given to SLURM and Ray")
+    cslurm.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node, given to SLURM and Ray")
+    cslurm.add_argument("--partition", default=None)
+    cslurm.add_argument("--time", default=None, metavar="HH:MM:SS", help="time limit ([D-]HH:MM:SS)")
+    cslurm.add_argument("--account", default=None)
+    cslurm.add_argument("--job-name", default=None, help="default zsl-<sweep name>")
+    cslurm.add_argument("--results", default="results", help="results root, on a shared filesystem")
+    cslurm.add_argument("--name", default=None, help="sweep name (default: the space file's name)")
+    cslurm.add_argument("--num-samples", type=int, default=None)
+    cslurm.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base config key")
+    cslurm.add_argument("--smoke", action="store_true", help="the sweep's --smoke: 2 trials x 1 epoch, synthetic")
+    cslurm.add_argument("--resume", action="store_true", help="continue a cancelled or pre-empted sweep")
+    cslurm.add_argument("--object-store-mb", type=int, default=None, help="Ray object store per node")
+    cslurm.add_argument("--python", default=None, help="interpreter on the nodes (default: this one)")
+    cslurm.add_argument("--prelude", default=None, metavar="FILE", help="shell lines run first (module load …)")
+    cslurm.add_argument("--template", default=None, metavar="FILE", help="your copy of cluster/slurm/ray_sweep.sbatch")
+    cslurm.add_argument(
+        "--sbatch-arg", action="append", metavar="--OPT=VALUE", help="extra sbatch option, e.g. --sbatch-arg=--qos=high"
+    )
+    cslurm.add_argument("--dry-run", action="store_true", help="print the batch script, submit nothing")
+    cslurm.set_defaults(func=cmd_cluster_slurm)
+
+    cjob = csub.add_parser("job", help="helpers the SLURM batch script runs on the job's nodes")
+    jsub = cjob.add_subparsers(dest="job_command", required=True, parser_class=_Parser)
+    jtoken = jsub.add_parser("token", help="write a fresh token file (mode 0600)")
+    jtoken.add_argument("file")
+    jtoken.set_defaults(func=cmd_cluster_job_token)
+    jip = jsub.add_parser("ip", help="the IPv4 address of a SLURM node")
+    jip.add_argument("node")
+    jip.set_defaults(func=cmd_cluster_job_ip)
+    jports = jsub.add_parser("ports", help="free TCP ports on this node")
+    jports.add_argument("count", type=int)
+    jports.set_defaults(func=cmd_cluster_job_ports)
+    jray = jsub.add_parser("ray", help="ray start ARGS --block with a private temp dir (after --)")
+    jray.add_argument("ray_args", nargs=argparse.REMAINDER)
+    jray.set_defaults(func=cmd_cluster_job_ray)
+    jwait = jsub.add_parser("wait", help="wait until N Ray nodes are alive (dashboard API)")
+    jwait.add_argument("--dashboard", required=True, help="http://127.0.0.1:PORT")
+    jwait.add_argument("--nodes", type=int, required=True)
+    jwait.add_argument("--timeout", type=float, default=120.0)
+    jwait.set_defaults(func=cmd_cluster_job_wait)
+
+
+# ---- end cluster ----
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--smoke", action="store_true", help="2 trials x 1 epoch on the synthetic data with the family's tiny model"
     )
+    sweep.add_argument(
+        "--address",
+        default=None,
+        metavar="HOST:PORT",
+        help="attach to a running Ray cluster (`zsl-bench cluster up`, a SLURM job) instead of starting one",
+    )
     sweep.set_defaults(func=cmd_sweep)
 
     board = sub.add_parser(
@@ -314,6 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--results", default="results", help="results root (default results/)")
     report.add_argument("--out", default=None, help="output folder (default <results>/<sweep>/_report)")
     report.set_defaults(func=cmd_report)
+    _add_cluster_parser(sub)
     return p
 
 
