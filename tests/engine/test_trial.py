@@ -183,3 +183,16 @@ def test_init_from_another_runs_checkpoint(synth_root, tmp_path):
     assert clone["epochs_run"] == 4 and source["epochs_run"] == 3
     with pytest.raises(TrialFailed, match="cannot read"):
         run_trial(small_cfg(synth_root), tmp_path / "c", init_from=tmp_path / "missing.pt")
+
+
+def test_state_covering_every_epoch_finishes_at_once(synth_root, tmp_path):
+    """A driver killed between the last checkpoint and ``done`` (or a PBT copy of a finished trial) still ends."""
+    cfg = small_cfg(synth_root)
+    first = run_trial(cfg, tmp_path / "run")
+    (tmp_path / "run" / "done").unlink()  # as if killed right after the last checkpoint
+    calls = []
+    again = run_trial(cfg, tmp_path / "run", calls.append)
+    assert calls == [] and (tmp_path / "run" / "done").exists()
+    assert again["best_by_val"] == first["best_by_val"] and again["status"] == "completed"
+    copied = run_trial(cfg, tmp_path / "copy", init_from=tmp_path / "run" / "checkpoint" / "latest.pt")
+    assert copied["epochs_run"] == 2 and (tmp_path / "copy" / "done").exists()

@@ -209,6 +209,8 @@ class _Trial:
                 for split, rec in results.items():
                     flat.update({f"{split}/{k}": v for k, v in rec.items() if isinstance(v, float)})
                 report(flat)
+        if not self.final and self.history:  # the state it started from already covered every epoch
+            self.finish("completed")
 
 
 def _evaluate(
