@@ -1,0 +1,285 @@
+"""Benchmark the chunked selective scan against the sequential reference; print one JSON object.
+
+Usage::
+
+    OMP_NUM_THREADS=2 python benchmarks/scan.py [--repeats 7] [--quick]
+
+Goals (issue 5), all measured in this run against ``selective_scan_ref`` on the same inputs:
+
+* forward ≥ 10× and forward+backward ≥ 5× faster at (B=2, D=192, L=3136, N=1) — a VMamba stage-1 scan — and
+  (B=2, D=384, L=197, N=16) — a Vim-S-sized scan with the z gate;
+* scaling: time(L=4096) / time(L=1024) ≤ 5 (B=2, D=192, N=1), for the forward and for forward+backward;
+* peak extra memory ≤ 4 × one ``[B, D, L, N]`` float32 tensor;
+* max error vs the float64 reference ≤ 1e-5 (relative to the largest reference value), for the output, the last
+  state and the gradient of every input (u, delta, A, B, C, D, z, delta_bias).
+
+Timing: "forward" is a call under ``torch.no_grad()`` (inference), "fwd+bwd" a grad-enabled call followed by
+``torch.autograd.grad`` of a fixed random linear functional of the output. Both implementations are timed in
+alternating rounds and each figure is the minimum over the rounds, so load from other processes on the machine
+inflates neither side systematically. Building inputs is not timed.
+
+Memory: the torch profiler with ``profile_memory=True`` records every CPU allocation and free made by torch
+(its ``[memory]`` events). Their running sum, in time order, starting at zero when the call starts, gives the
+peak number of bytes allocated by the call on top of what already existed (the inputs). That peak is reported
+for the grad-enabled forward (it includes the output and the tensors saved for backward) and for the backward
+(it includes the returned gradients; the incoming output gradients are allocated before it starts). "extra"
+subtracts the bytes of the tensors the call returns (output and
+last state, or the gradients), i.e. it is the working memory; the goal is checked on the extra figure of both
+phases, and the totals are reported beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from zsl_bench.layers.chunked_scan import chunk_plan
+from zsl_bench.layers.selective_scan import selective_scan_chunked, selective_scan_ref
+
+SPEED_CASES = {"vmamba_stage1": (2, 192, 3136, 1), "vim_s": (2, 384, 197, 16)}
+SCALING = {"B": 2, "D": 192, "N": 1, "L_short": 1024, "L_long": 4096}
+GOALS = {"forward_speedup": 10.0, "fwd_bwd_speedup": 5.0, "scaling_ratio": 5.0, "memory_ratio": 4.0, "error": 1e-5}
+ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def make_inputs(batch: int, dm: int, length: int, n: int, with_z: bool, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Mamba-like float32 inputs: S4D-real A, dt bias in softplus⁻¹([1e-3, 0.1]), grouped B/C with G = 1."""
+    g = torch.Generator().manual_seed(seed)
+    dt = torch.exp(torch.rand(dm, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+    inputs = {
+        "u": torch.randn(batch, dm, length, generator=g),
+        "delta": torch.randn(batch, dm, length, generator=g) * 0.5,
+        "A": -torch.arange(1, n + 1, dtype=torch.float32).repeat(dm, 1)
+        * torch.exp(0.2 * torch.randn(dm, n, generator=g)),
+        "B": torch.randn(batch, 1, n, length, generator=g),
+        "C": torch.randn(batch, 1, n, length, generator=g),
+        "D": torch.randn(dm, generator=g),
+        "z": torch.randn(batch, dm, length, generator=g) if with_z else None,
+        "delta_bias": dt + torch.log(-torch.expm1(-dt)),
+    }
+    return inputs
+
+
+def _call(fn: Callable, inputs: dict, **kw):
+    return fn(**inputs, delta_softplus=True, return_last_state=True, **kw)
+
+
+def _weights(inputs: dict, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed random weights of the functional Σ w_out·out + Σ w_last·last_state whose gradient is taken."""
+    g = torch.Generator().manual_seed(99)
+    b, dm, length = inputs["u"].shape
+    w_out = torch.randn(b, dm, length, generator=g, dtype=torch.float64)
+    w_last = torch.randn(b, dm, inputs["A"].shape[1], generator=g, dtype=torch.float64)
+    return w_out.to(dtype), w_last.to(dtype)
+
+
+def _fwd_bwd(fn: Callable, inputs: dict, weights: tuple[torch.Tensor, torch.Tensor]):
+    """(out, last_state, gradients of every input) of ``fn``; ``weights`` from :func:`_weights`."""
+    leaves = {k: (v.detach().clone().requires_grad_() if v is not None else None) for k, v in inputs.items()}
+    out, last = _call(fn, leaves)
+    w_out, w_last = weights
+    grads = torch.autograd.grad(
+        (out * w_out).sum() + (last * w_last).sum(), [v for v in leaves.values() if v is not None]
+    )
+    return out, last, list(grads)
+
+
+def _time_interleaved(
+    fns: dict[str, Callable[[], object]], rounds: int, reps: dict[str, int] | None = None, warm: bool = True
+):
+    """Minimum wall time (s) of each thunk; every round calls each thunk ``reps[name]`` times, in turn.
+
+    One warm-up call each first (unless ``warm`` is False). Alternating the implementations within every round
+    means a burst of load from other processes hits both sides alike instead of deciding a ratio.
+    """
+    reps = reps or {}
+    for f in fns.values() if warm else ():
+        f()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, f in fns.items():
+            for _ in range(reps.get(name, 1)):
+                start = time.perf_counter()
+                f()
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def _no_grad(fn: Callable, inputs: dict) -> Callable[[], object]:
+    def run():
+        with torch.no_grad():
+            return _call(fn, inputs)
+
+    return run
+
+
+def speed(inputs: dict, rounds: int) -> dict[str, float]:
+    """Forward (no_grad) and forward+backward times of the chunked scan and the reference."""
+    fwd = _time_interleaved(
+        {"ref": _no_grad(selective_scan_ref, inputs), "chunked": _no_grad(selective_scan_chunked, inputs)},
+        rounds,
+        {"chunked": 3},
+    )
+    w = _weights(inputs)
+    _fwd_bwd(selective_scan_chunked, inputs, w)  # warm-up; the reference's seconds-long call needs none
+    fb = _time_interleaved(
+        {
+            "ref": lambda: _fwd_bwd(selective_scan_ref, inputs, w),
+            "chunked": lambda: _fwd_bwd(selective_scan_chunked, inputs, w),
+        },
+        max(2, rounds // 3),
+        {"chunked": 5},
+        warm=False,
+    )
+    return {
+        "ref_forward_ms": 1e3 * fwd["ref"],
+        "chunked_forward_ms": 1e3 * fwd["chunked"],
+        "forward_speedup": fwd["ref"] / fwd["chunked"],
+        "ref_fwd_bwd_ms": 1e3 * fb["ref"],
+        "chunked_fwd_bwd_ms": 1e3 * fb["chunked"],
+        "fwd_bwd_speedup": fb["ref"] / fb["chunked"],
+    }
+
+
+def errors(inputs: dict) -> dict[str, float]:
+    """Max |float32 chunked − float64 reference| / max |reference| for out, last state and every gradient."""
+    names = [k for k in ARG_NAMES if inputs[k] is not None]
+    as64 = {k: (v.double() if v is not None else None) for k, v in inputs.items()}
+    out64, last64, g64 = _fwd_bwd(selective_scan_ref, as64, _weights(inputs, torch.float64))
+    out32, last32, g32 = _fwd_bwd(selective_scan_chunked, inputs, _weights(inputs))
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return ((a.double() - b).abs().max() / b.abs().max()).item()
+
+    errs = {"out": rel(out32, out64), "last_state": rel(last32, last64)}
+    errs.update({f"grad_{k}": rel(a, b) for k, a, b in zip(names, g32, g64, strict=True)})
+    return errs
+
+
+def _profile_peak(fn: Callable[[], object]) -> tuple[int, object]:
+    """(peak bytes allocated by ``fn`` above the starting point, its result), from profiler memory events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    events.sort(key=lambda e: e.start_ns())
+    running = peak = 0
+    for e in events:
+        running += e.nbytes()
+        peak = max(peak, running)
+    return peak, result
+
+
+def _nbytes(*tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def memory(inputs: dict) -> dict[str, float]:
+    """Peak working memory of the chunked scan (forward with grad, and backward), in bytes and in units of one
+    [B, D, L, N] float32 tensor."""
+    b, dm, length = inputs["u"].shape
+    unit = b * dm * length * inputs["A"].shape[1] * 4
+    leaves = {k: (v.detach().clone().requires_grad_() if v is not None else None) for k, v in inputs.items()}
+    fwd_peak, (out, last) = _profile_peak(lambda: _call(selective_scan_chunked, leaves))
+    w_out, w_last = _weights(inputs)  # the incoming gradients, allocated before the measured backward
+    params = [v for v in leaves.values() if v is not None]
+    bwd_peak, grads = _profile_peak(lambda: torch.autograd.grad((out, last), params, (w_out, w_last)))
+    fwd_extra, bwd_extra = fwd_peak - _nbytes(out, last), bwd_peak - _nbytes(*grads)
+    return {
+        "unit_bytes": unit,
+        "forward_peak_bytes": fwd_peak,
+        "forward_extra_bytes": fwd_extra,
+        "backward_peak_bytes": bwd_peak,
+        "backward_extra_bytes": bwd_extra,
+        "forward_extra_ratio": fwd_extra / unit,
+        "backward_extra_ratio": bwd_extra / unit,
+        "forward_total_ratio": fwd_peak / unit,
+        "backward_total_ratio": bwd_peak / unit,
+        "ratio": max(fwd_extra, bwd_extra) / unit,
+    }
+
+
+def _load() -> list[float] | None:
+    """1/5/15-minute load averages (other processes inflate timings; the figures are minima over rounds)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="timing rounds of the chunked scan (ref: fewer)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run; ratios are noisier)")
+    args = parser.parse_args(argv)
+    rounds = 2 if args.quick else args.repeats
+
+    report: dict = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "machine": platform.processor() or platform.machine(),
+        "load_average_at_start": _load(),
+        "goals": GOALS,
+        "cases": {},
+    }
+    met: dict[str, bool] = {}
+    for name, (b, dm, length, n) in SPEED_CASES.items():
+        inputs = make_inputs(b, dm, length, n, with_z=name == "vim_s")
+        t, nc = chunk_plan(length, None, b * dm * n)
+        case = {"shape": {"B": b, "D": dm, "L": length, "N": n, "z": inputs["z"] is not None, "T": t, "chunks": nc}}
+        case["time"] = speed(inputs, rounds)
+        case["memory"] = memory(inputs)
+        case["error_vs_float64"] = errors(inputs)
+        met[f"{name}_forward_10x"] = case["time"]["forward_speedup"] >= GOALS["forward_speedup"]
+        met[f"{name}_fwd_bwd_5x"] = case["time"]["fwd_bwd_speedup"] >= GOALS["fwd_bwd_speedup"]
+        met[f"{name}_memory_4x"] = case["memory"]["ratio"] <= GOALS["memory_ratio"]
+        met[f"{name}_errors_1e-5"] = max(case["error_vs_float64"].values()) <= GOALS["error"]
+        report["cases"][name] = case
+
+    s = SCALING
+    short = make_inputs(s["B"], s["D"], s["L_short"], s["N"], with_z=False)
+    long = make_inputs(s["B"], s["D"], s["L_long"], s["N"], with_z=False)
+
+    t_fwd = _time_interleaved(
+        {"short": _no_grad(selective_scan_chunked, short), "long": _no_grad(selective_scan_chunked, long)}, rounds * 2
+    )
+    w_short, w_long = _weights(short), _weights(long)
+    t_fb = _time_interleaved(
+        {
+            "short": lambda: _fwd_bwd(selective_scan_chunked, short, w_short),
+            "long": lambda: _fwd_bwd(selective_scan_chunked, long, w_long),
+        },
+        rounds,
+    )
+    scaling = {
+        "shape": s,
+        "forward_ms": {k: 1e3 * v for k, v in t_fwd.items()},
+        "fwd_bwd_ms": {k: 1e3 * v for k, v in t_fb.items()},
+        "forward_ratio": t_fwd["long"] / t_fwd["short"],
+        "fwd_bwd_ratio": t_fb["long"] / t_fb["short"],
+    }
+    report["scaling"] = scaling
+    met["scaling_forward_le_5"] = scaling["forward_ratio"] <= GOALS["scaling_ratio"]
+    met["scaling_fwd_bwd_le_5"] = scaling["fwd_bwd_ratio"] <= GOALS["scaling_ratio"]
+    report["load_average_at_end"] = _load()
+    report["goals_met"] = met
+    report["all_goals_met"] = all(met.values())
+    print(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""The selective scan (S6) of Mamba — one public entry point, three implementations — and Mamba's causal conv1d.
+
+Recurrence (models.md §4.1), per batch b, channel d, state n and time t::
+
+    Δ_t = softplus(δ_t + δ_bias)  (or δ_t + δ_bias without softplus)
+    h_t = exp(Δ_t · A[d, n]) · h_{t-1} + Δ_t · B_t[g(d), n] · u_t,    h_{-1} = 0
+    y_t = Σ_n C_t[g(d), n] · h_t[n] + D[d] · u_t,   out_t = y_t · SiLU(z_t)
+
+with ``g(d) = d // (Dm / G)`` for grouped B/C ``[B, G, N, L]`` (plain ``[B, N, L]`` is G = 1).
+
+Implementations behind :func:`selective_scan`:
+
+* :func:`selective_scan_ref` — the O(L) Python loop (float64-capable); tests use it as ground truth.
+* :func:`selective_scan_chunked` — the CPU default, a custom autograd function with a hand-written backward.
+* ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` — used for CUDA tensors when it imports. It is
+  imported lazily, on the first CUDA call only, and any failure falls back to the torch path (logged once).
+
+:func:`causal_conv1d_silu` dispatches the same way to ``causal_conv1d.causal_conv1d_fn``. These two lazy imports
+are the only places the optional ``[cuda]`` packages are ever imported.
+
+Why the chunked scan is stable: it never exponentiates cumulative sums. Each chunk is run with the plain
+recurrence (products of decays in [0, 1]), vectorised over all chunks, and chunks are linked by their carried-in
+states; see :mod:`zsl_bench.layers.chunked_scan`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from zsl_bench.layers.chunked_scan import ChunkedScanFn
+
+__all__ = [
+    "causal_conv1d_silu",
+    "cuda_kernel_available",
+    "selective_scan",
+    "selective_scan_chunked",
+    "selective_scan_ref",
+]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "ref", "cuda")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared argument handling
+# ----------------------------------------------------------------------------------------------------------------
+def _work_dtype(u: torch.Tensor) -> torch.dtype:
+    """float64 stays float64 (for reference checks); everything else is computed in float32."""
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
+
+
+def _check_shapes(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless the shapes follow the selective_scan_fn conventions (real tensors only)."""
+    if u.dim() != 3 or delta.shape != u.shape:
+        raise ValueError(f"u and delta must both be [B, D, L]; got {tuple(u.shape)} and {tuple(delta.shape)}")
+    batch, dm, length = u.shape
+    if A.dim() != 2 or A.shape[0] != dm:
+        raise ValueError(f"A must be [D, N] with D = {dm}; got {tuple(A.shape)}")
+    n = A.shape[1]
+    if any(t.is_complex() for t in (u, delta, A, B, C)):
+        raise ValueError("complex inputs are not supported")
+    for name, t in (("B", B), ("C", C)):
+        ok = (t.dim() == 3 and tuple(t.shape) == (batch, n, length)) or (
+            t.dim() == 4 and t.shape[0] == batch and t.shape[2:] == (n, length) and dm % t.shape[1] == 0
+        )
+        if not ok:
+            raise ValueError(
+                f"{name} must be [B, N, L] or [B, G, N, L] with G dividing D "
+                f"(B={batch}, D={dm}, N={n}, L={length}); got {tuple(t.shape)}"
+            )
+
+
+def _grouped(t: torch.Tensor) -> torch.Tensor:
+    """[B, N, L] → [B, 1, N, L]; [B, G, N, L] unchanged."""
+    return t.unsqueeze(1) if t.dim() == 3 else t
+
+
+def _discretised_delta(
+    delta: torch.Tensor, delta_bias: torch.Tensor | None, delta_softplus: bool, dtype: torch.dtype
+) -> torch.Tensor:
+    """Δ = softplus(δ + δ_bias) (softplus optional), in ``dtype``: [B, D, L]."""
+    delta = delta.to(dtype)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dtype).unsqueeze(-1)
+    return F.softplus(delta) if delta_softplus else delta
+
+
+def _finish(
+    y: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None, z: torch.Tensor | None, out_dtype: torch.dtype
+) -> torch.Tensor:
+    """out = (y + D·u) · SiLU(z), cast to the dtype of the original u."""
+    if D is not None:
+        y = torch.addcmul(y, u, D.to(y.dtype).unsqueeze(-1))
+    if z is not None:
+        y = y * F.silu(z.to(y.dtype))
+    return y.to(out_dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sequential reference
+# ----------------------------------------------------------------------------------------------------------------
+def selective_scan_ref(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The O(L) loop of models.md §4.2 (autograd through the loop gives the backward).
+
+    Shapes: u/delta/z ``[B, D, L]``, A ``[D, N]``, B/C ``[B, N, L]`` or ``[B, G, N, L]``, D/delta_bias ``[D]``.
+    Returns out ``[B, D, L]`` (dtype of u) and, if asked, the last state ``[B, D, N]`` (work dtype). Computes in
+    float64 when u is float64, else float32.
+    """
+    _check_shapes(u, delta, A, B, C)
+    work = _work_dtype(u)
+    batch, dm, length = u.shape
+    uw = u.to(work)
+    dt = _discretised_delta(delta, delta_bias, delta_softplus, work)
+    Bg, Cg = _grouped(B).to(work), _grouped(C).to(work)
+    reps = dm // Bg.shape[1]
+    Bd = Bg.repeat_interleave(reps, dim=1)  # [B, D, N, L]
+    Cd = Cg.repeat_interleave(reps, dim=1)
+    decay = torch.exp(dt.unsqueeze(-1) * A.to(work).unsqueeze(1))  # [B, D, L, N]
+    drive = (dt * uw).unsqueeze(-1) * Bd.transpose(-1, -2)  # [B, D, L, N]
+    h = uw.new_zeros(batch, dm, A.shape[1])
+    ys = []
+    for t in range(length):
+        h = decay[:, :, t] * h + drive[:, :, t]
+        ys.append(torch.einsum("bdn,bdn->bd", h, Cd[:, :, :, t]))
+    y = torch.stack(ys, dim=-1) if ys else uw.new_zeros(batch, dm, 0)
+    out = _finish(y, uw, D, z, u.dtype)
+    return (out, h) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Chunked implementation (the core lives in chunked_scan.py)
+# ----------------------------------------------------------------------------------------------------------------
+def selective_scan_chunked(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    *,
+    chunk_size: int | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The chunked torch scan (module docstring); same arguments and results as :func:`selective_scan_ref`.
+
+    ``chunk_size`` overrides T, the steps per chunk (default: :func:`~zsl_bench.layers.chunked_scan.chunk_plan`).
+    Works on any device.
+    """
+    _check_shapes(u, delta, A, B, C)
+    if u.shape[-1] == 0:
+        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    work = _work_dtype(u)
+
+    def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(work)
+
+    out, last = ChunkedScanFn.apply(
+        cast(u),
+        cast(delta),
+        cast(A),
+        cast(_grouped(B)),
+        cast(_grouped(C)),
+        cast(D),
+        cast(z),
+        cast(delta_bias),
+        bool(delta_softplus),
+        chunk_size,
+    )
+    out = out.to(u.dtype)
+    return (out, last) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CUDA kernel dispatch
+# ----------------------------------------------------------------------------------------------------------------
+@functools.cache
+def _cuda_scan() -> Callable | None:
+    """mamba_ssm's ``selective_scan_fn``, or None when it does not import (logged once)."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception as exc:  # ImportError, but also triton / ABI / undefined-symbol errors (deps.md §2)
+        log.warning("mamba_ssm selective_scan_fn unavailable (%s: %s); using the torch scan", type(exc).__name__, exc)
+        return None
+    return selective_scan_fn
+
+
+def cuda_kernel_available() -> bool:
+    """True when CUDA is available and mamba_ssm's kernel imports (this triggers the import)."""
+    return torch.cuda.is_available() and _cuda_scan() is not None
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Selective scan with mamba-ssm's ``selective_scan_fn`` signature (models.md §4.1).
+
+    Args:
+        u, delta, z: ``[B, D, L]``.
+        A: ``[D, N]`` (negative real).
+        B, C: ``[B, N, L]`` or grouped ``[B, G, N, L]``; channel d uses group ``d // (D / G)``.
+        D, delta_bias: ``[D]``.
+        backend: ``"auto"`` (the mamba-ssm kernel for CUDA tensors when it imports, else the chunked torch scan),
+            ``"torch"`` (chunked), ``"ref"`` (sequential loop) or ``"cuda"`` (kernel; error if unavailable).
+
+    Returns:
+        out ``[B, D, L]`` in u's dtype, and the last state ``[B, D, N]`` (float32) if ``return_last_state``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if backend == "ref":
+        return selective_scan_ref(*args)
+    if backend == "cuda" or (backend == "auto" and u.is_cuda):
+        kernel = _cuda_scan() if u.is_cuda else None
+        if kernel is not None:
+            return kernel(*args)
+        if backend == "cuda":
+            raise RuntimeError("the mamba-ssm CUDA kernel needs CUDA tensors and an importable mamba_ssm")
+    return selective_scan_chunked(*args)
+
+
+@functools.cache
+def _cuda_conv1d() -> Callable | None:
+    """causal-conv1d's ``causal_conv1d_fn``, or None when it does not import (logged once)."""
+    try:
+        from causal_conv1d import causal_conv1d_fn
+    except Exception as exc:  # same guard as the scan kernel
+        log.warning("causal_conv1d unavailable (%s: %s); using F.conv1d", type(exc).__name__, exc)
+        return None
+    return causal_conv1d_fn
+
+
+def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """SiLU of a causal depthwise convolution (Mamba's conv1d): x [B, D, L] → [B, D, L].
+
+    ``weight`` is ``[D, 1, K]`` (``nn.Conv1d`` layout) or ``[D, K]``; the left padding is K − 1. CUDA tensors use
+    causal-conv1d's kernel when it imports; everything else ``F.conv1d``.
+    """
+    w = weight.reshape(weight.shape[0], -1)
+    if x.is_cuda:
+        kernel = _cuda_conv1d()
+        if kernel is not None:
+            return kernel(x, w, bias, activation="silu")
+    out = F.conv1d(x, w.unsqueeze(1), bias, padding=w.shape[1] - 1, groups=w.shape[0])
+    return F.silu(out[..., : x.shape[-1]])
