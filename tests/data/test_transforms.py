@@ -48,6 +48,17 @@ def test_presets_and_model_choice() -> None:
     assert transform_for("zeromamba_test", "cub", 64).resize == 64
 
 
+def test_baseline_preset_for_full_size_cnn_and_vit() -> None:
+    for name in ("resnet101_ale", "resnet101_attn", "vit_b16_ale", "vit_b16_attn", "deit_b16_ale", "deit_b16_attn"):
+        assert transform_for(name, "cub") == TRANSFORMS["baseline"]
+    spec = TRANSFORMS["baseline"]
+    assert (spec.size, spec.crop, spec.hflip, spec.norm) == (224, None, True, "imagenet")
+    big = transform_for("resnet101_ale", "sun", 448)
+    assert (big.resize, big.norm, big.hflip) == (448, "imagenet", True)
+    for tiny in ("resnet_test", "vit_test", "deit_test"):  # the tiny models keep the 64-px default
+        assert transform_for(tiny, "synth") == TRANSFORMS["default"]
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"resize": 0}, {"resize": 10, "crop": 11}, {"resize": 10, "resize_mode": "shorter"}, {"resize": 8, "norm": "x"}],

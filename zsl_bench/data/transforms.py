@@ -14,7 +14,9 @@ Presets (:data:`TRANSFORMS`, :func:`transform_for`):
 * ``duet``: the HF DeiT image processor of ``facebook/deit-base-distilled-patch16-224`` — resize to 256 x 256
   (bicubic), centre-crop 224, ImageNet mean/std, no augmentation.
 * ``duet_swin`` (DUET on SUN): resize to 224 x 224 (bicubic), ImageNet mean/std, no augmentation.
-* ``default`` (baselines, tiny test models): resize to ``image_size`` square, flip, scale to [-1, 1].
+* ``baseline`` (full-size CNN/ViT baselines ``resnet101*``, ``vit_b16*``, ``deit_b*``): resize to 224 x 224 (or
+  ``image_size``; bilinear), random flip, ImageNet mean/std.
+* ``default`` (tiny test models): resize to ``image_size`` square, flip, scale to [-1, 1].
 
 Torch equivalents of the PIL steps (:func:`resize`, :func:`center_crop`) work on tensors for callers that
 already hold decoded images.
@@ -95,17 +97,21 @@ TRANSFORMS: dict[str, TransformSpec] = {
     "zeromamba": TransformSpec(resize=448, hflip=True),
     "duet": TransformSpec(resize=256, crop=224, interpolation="bicubic"),
     "duet_swin": TransformSpec(resize=224, interpolation="bicubic"),
+    "baseline": TransformSpec(resize=224, hflip=True),
     "default": TransformSpec(resize=64, hflip=True, norm="symmetric"),
 }
 
 
 def transform_for(model: str, dataset: str | None = None, image_size: int | None = None) -> TransformSpec:
     """The preset of a model family: ``zeromamba*`` → zeromamba, ``duet*`` → duet (duet_swin on SUN),
-    anything else → default. ``image_size`` rescales the preset (:meth:`TransformSpec.at_size`)."""
+    ``resnet101*``/``vit_b16*``/``deit_b*`` → baseline, anything else → default. ``image_size`` rescales the preset
+    (:meth:`TransformSpec.at_size`)."""
     if model.startswith("zeromamba"):
         spec = TRANSFORMS["zeromamba"]
     elif model.startswith("duet"):
         spec = TRANSFORMS["duet_swin" if dataset == "sun" else "duet"]
+    elif model.startswith(("resnet101", "vit_b16", "deit_b")):
+        spec = TRANSFORMS["baseline"]
     else:
         spec = TRANSFORMS["default"]
     return spec.at_size(image_size) if image_size is not None and image_size != spec.size else spec

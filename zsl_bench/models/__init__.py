@@ -9,7 +9,10 @@ from zsl_bench.registry import Registry
 
 MODELS: Registry = Registry("model")
 
-for _name in ("resnet_test", "vit_test"):
+_BASELINES = (  # zsl_bench/models/baselines.py: tiny test models, then ResNet-101, ViT-B/16, DeiT-B/16
+    "resnet_test vit_test deit_test resnet101_ale resnet101_attn vit_b16_ale vit_b16_attn deit_b16_ale deit_b16_attn"
+)
+for _name in _BASELINES.split():
     MODELS.register_lazy(_name, "zsl_bench.models.baselines")
 
 __all__ = ["MODELS", "ZslModel", "build_model"]

@@ -1,73 +1,428 @@
-"""CNN and ViT baselines with an attribute head (ALE-style: image → attribute vector → dot product).
+"""CNN and ViT baselines: a transformers backbone, an attribute head, and class scores against attribute vectors.
 
-Backbones come from transformers' config classes (random init here); only this module imports transformers.
+Registered models (``factory(num_attributes, image_size, **options)``), by backbone (default weights):
+
+* ResNet-101 (``microsoft/resnet-101``): ``resnet101_ale`` (global average pool → linear) and ``resnet101_attn``
+  (attribute prototypes attending over the (S/32)² regions of the last feature map);
+* ViT-B/16 (``google/vit-base-patch16-224``): ``vit_b16_ale`` (class token) and ``vit_b16_attn`` (attention over
+  the patch tokens);
+* DeiT-B/16 distilled (``facebook/deit-base-distilled-patch16-224``): ``deit_b16_ale`` (mean of the class and
+  distillation tokens) and ``deit_b16_attn``;
+* tiny random-init versions for CPU tests and smoke runs: ``resnet_test``, ``vit_test``, ``deit_test``, whose
+  ``head`` option (``pooled`` | ``attention``) picks the variant.
+
+Options shared by all: ``scoring`` (``dot`` | ``cosine`` with a learnable scale initialised to ``scale``),
+``attr_weight`` (weight of an MSE attribute-regression term beside the cross-entropy), ``dropout`` (before the
+head); ``key_dim`` for the attention heads; ``pretrained``: a hub id (when online or already in the Hugging Face
+cache), a local ``save_pretrained`` directory, a state-dict file (``.safetensors``, ``.bin``, ``.pt``, ``.pth``; keys
+of the bare backbone or of its ``…ForImageClassification``), or ``none`` for random init (the tiny models' default).
+
+Images arrive normalised with ImageNet mean/std (the ``baseline`` transform preset); the ViT-B/16 checkpoints from
+Google expect mean = std = 0.5, so that backbone re-normalises its input (a fixed affine map). ViTs run at any
+multiple of the patch size through interpolated position embeddings (the state dict stays the 224-px one).
+
+The backbone/head split (:meth:`AttributeModel.backbone_parameters`) gives the optimiser its two learning rates and
+:meth:`AttributeModel.freeze_backbone` the frozen mode. Only this module imports transformers.
 """
 
 from __future__ import annotations
 
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from zsl_bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from zsl_bench.errors import UserError
 from zsl_bench.models import MODELS
 from zsl_bench.models.base import ZslModel
+from zsl_bench.models.heads import PooledHead, Scorer, Scoring, TokenAttentionHead
+
+log = logging.getLogger(__name__)
+
+HUB_IDS = {
+    "resnet101": "microsoft/resnet-101",
+    "vit_b16": "google/vit-base-patch16-224",
+    "deit_b16": "facebook/deit-base-distilled-patch16-224",
+}
+RANDOM_INIT = ("none", "random", "scratch")  # ``pretrained`` values that ask for random init explicitly
+_STATE_FILES = (".safetensors", ".bin", ".pt", ".pth")
+Head = Literal["pooled", "attention"]
 
 
-class BackboneWithAttributeHead(ZslModel):
-    """``backbone(images [B,3,H,W]) -> features [B, D]`` followed by ``Linear(D, A)``."""
+# ----------------------------------------------------------------------------------------------- backbones
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_attributes: int) -> None:
+
+class ResNetBackbone(nn.Module):
+    """A transformers ``ResNetModel``: images [B, 3, H, W] → ``pooled`` [B, D] and ``tokens`` [B, h·w, D].
+
+    D = ``hidden_sizes[-1]`` (2048 for ResNet-101); h, w = H/32, W/32 (the last stage's feature map, row-major).
+    """
+
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(feature_dim, num_attributes)
+        self.net = net
+        self.dim: int = net.config.hidden_sizes[-1]
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """images [B, 3, H, W] → {"features": [B, D], "attr": [B, A]}."""
+        out = self.net(pixel_values=images)
+        fmap = out.last_hidden_state  # [B, D, h, w]
+        return {"pooled": out.pooler_output.flatten(1), "tokens": fmap.flatten(2).transpose(1, 2)}
+
+
+class ViTBackbone(nn.Module):
+    """A transformers ``ViTModel`` or ``DeiTModel`` (no pooler): images [B, 3, H, W] → ``pooled`` [B, D] (the mean
+    of the ``prefix`` leading tokens: class token; DeiT: class and distillation tokens, as DeiT's own inference
+    averages its two heads) and ``tokens`` [B, (H/P)·(W/P), D] (the patch tokens after the final layer norm).
+
+    Inputs whose size differs from ``config.image_size`` use bicubically interpolated position embeddings.
+    ``symmetric_input``: the weights expect mean = std = 0.5; ImageNet-normalised inputs are mapped to that.
+    """
+
+    def __init__(self, net: nn.Module, prefix: int, symmetric_input: bool = False) -> None:
+        super().__init__()
+        self.net = net
+        self.prefix = prefix
+        self.dim: int = net.config.hidden_size
+        self.symmetric_input = symmetric_input
+        mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.register_buffer("in_scale", std / 0.5, persistent=False)  # x·s + m = pixel in [0, 1]; → (p − ½)/½
+        self.register_buffer("in_shift", (mean - 0.5) / 0.5, persistent=False)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.symmetric_input:
+            images = images * self.in_scale + self.in_shift
+        size = self.net.config.image_size
+        resized = tuple(images.shape[-2:]) != (size, size)
+        hidden = self.net(pixel_values=images, interpolate_pos_encoding=resized).last_hidden_state  # [B, T, D]
+        return {"pooled": hidden[:, : self.prefix].mean(dim=1), "tokens": hidden[:, self.prefix :]}
+
+
+# --------------------------------------------------------------------------------------------------- model
+
+
+class AttributeModel(ZslModel):
+    """backbone → head → ``attr`` [B, A]; class scores by :class:`~zsl_bench.models.heads.Scorer`.
+
+    Loss: cross-entropy over the seen classes, plus ``attr_weight`` x MSE between ``attr`` and the target class's
+    attribute vector (both unit-normalised under cosine scoring).
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, scorer: Scorer, attr_weight: float = 0.0) -> None:
+        super().__init__()
+        if attr_weight < 0:
+            raise UserError(f"attr_weight must be >= 0 (got {attr_weight})")
+        self.backbone = backbone
+        self.head = head
+        self.scorer = scorer
+        self.attr_weight = attr_weight
+        self.frozen = False
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images [B, 3, H, W] → {"attr": [B, A], "features": [B, D], "attention": [B, A, N] (attention head)}."""
         feats = self.backbone(images)
-        return {"features": feats, "attr": self.head(feats)}
+        out = self.head(feats["pooled"], feats["tokens"])
+        return {**out, "features": feats["pooled"]}
+
+    def class_scores(self, out: dict[str, torch.Tensor], class_attributes: torch.Tensor) -> torch.Tensor:
+        """``out["attr"]`` [B, A] against ``class_attributes`` [C, A] → [B, C] (dot or scaled cosine)."""
+        return self.scorer(out["attr"], class_attributes)
+
+    def loss(
+        self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], class_attributes_seen: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """{"total", "ce", "attr" (only with ``attr_weight`` > 0)}; ``batch["target"]`` [B] indexes seen rows."""
+        ce = F.cross_entropy(self.class_scores(out, class_attributes_seen), batch["target"])
+        if self.attr_weight == 0:
+            return {"total": ce, "ce": ce}
+        pred, target = self.scorer.regression_target(out["attr"], class_attributes_seen[batch["target"]])
+        mse = F.mse_loss(pred, target)
+        return {"total": ce + self.attr_weight * mse, "ce": ce, "attr": mse}
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The pretrained part (``optim.backbone_lr``); everything else is head (``optim.head_lr``)."""
+        return list(self.backbone.parameters())
+
+    def freeze_backbone(self) -> None:
+        """Stop training the backbone: no gradients, and always eval mode (BatchNorm statistics, dropout off)."""
+        self.frozen = True
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+
+    def train(self, mode: bool = True) -> AttributeModel:
+        """``nn.Module.train``, except that a frozen backbone stays in eval mode."""
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
 
 
-class _ResNetFeatures(nn.Module):
-    def __init__(self, config: object) -> None:
-        super().__init__()
-        from transformers import ResNetModel
+def _assemble(
+    backbone: ResNetBackbone | ViTBackbone,
+    num_attributes: int,
+    head: str,
+    scoring: str,
+    scale: float,
+    attr_weight: float,
+    dropout: float,
+    key_dim: int,
+) -> AttributeModel:
+    if head == "pooled":
+        head_module: nn.Module = PooledHead(backbone.dim, num_attributes, dropout)
+    elif head == "attention":
+        head_module = TokenAttentionHead(backbone.dim, num_attributes, key_dim, dropout)
+    else:
+        raise UserError(f"head must be 'pooled' or 'attention', not {head!r}")
+    if scoring not in ("dot", "cosine"):
+        raise UserError(f"scoring must be 'dot' or 'cosine', not {scoring!r}")
+    if scale <= 0:
+        raise UserError(f"scale must be > 0 (got {scale})")
+    return AttributeModel(backbone, head_module, Scorer(scoring, scale), attr_weight)  # type: ignore[arg-type]
 
-        self.net = ResNetModel(config)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(pixel_values=images).pooler_output.flatten(1)  # [B, hidden_sizes[-1]]
+# ------------------------------------------------------------------------------------------------ weights
 
 
-class _ViTFeatures(nn.Module):
-    def __init__(self, config: object) -> None:
-        super().__init__()
-        from transformers import ViTModel
+def load_backbone_net(model_cls: type, config: Any, pretrained: str | Path | None, model_name: str) -> nn.Module:
+    """A transformers ``model_cls`` (``ResNetModel``, ``ViTModel``, ``DeiTModel``) with weights from ``pretrained``.
 
-        self.net = ViTModel(config, add_pooling_layer=False)
+    ``None`` or one of :data:`RANDOM_INIT`: random init from ``config``. An existing directory: ``from_pretrained``
+    (its own config). An existing state-dict file: ``config`` plus those weights. Anything else is taken as a hub id
+    (the network, or the local Hugging Face cache when ``HF_HUB_OFFLINE=1``). All three go through
+    ``from_pretrained``, so the ``…ForImageClassification`` prefix and older key names are converted. Failures,
+    and weights that leave part of the backbone uninitialised, are one-line ``UserError``s.
+    """
+    kwargs = {"add_pooling_layer": False} if _takes(model_cls, "add_pooling_layer") else {}  # ViT/DeiT: no pooler
+    if pretrained is None or str(pretrained).strip().lower() in RANDOM_INIT:
+        log.info("%s: random init (pretrained=%s)", model_name, pretrained)
+        return model_cls(config, **kwargs)
+    path = Path(pretrained).expanduser()
+    how = (
+        "provide them with model.options.pretrained=/path/to/dir (a transformers save_pretrained directory, e.g. "
+        f"`hf download {HUB_IDS.get(_family(model_name), 'ORG/NAME')} --local-dir DIR` on a machine online) or a "
+        "state-dict file, use a hub id when online, or ask for random init with model.options.pretrained=none"
+    )
+    if path.is_file():
+        with tempfile.TemporaryDirectory(prefix="zsl-bench-weights-") as tmp:
+            _state_file_as_directory(path, config, Path(tmp), model_name)
+            return _from_pretrained(model_cls, tmp, kwargs, model_name, f"file {path}", how)
+    if path.is_dir():
+        return _from_pretrained(model_cls, str(path), kwargs, model_name, f"directory {path}", how)
+    if str(pretrained).startswith(("/", ".", "~")):  # a path, and hub ids never look so
+        raise UserError(f"cannot load pretrained weights for {model_name}: no such directory or file {path}; {how}")
+    return _from_pretrained(model_cls, str(pretrained), kwargs, model_name, f"hub id {pretrained!r}", how)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(pixel_values=images).last_hidden_state[:, 0]  # CLS token [B, hidden]
+
+def _from_pretrained(
+    model_cls: type, source: str, kwargs: dict[str, Any], model_name: str, where: str, how: str
+) -> nn.Module:
+    """``model_cls.from_pretrained(source)`` in float32; every backbone weight must come from ``source``."""
+    try:
+        net, info = model_cls.from_pretrained(source, dtype=torch.float32, output_loading_info=True, **kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:  # no network/cache, bad repo id, size mismatch
+        reason = _first_line(exc)
+    else:
+        missing = sorted(info["missing_keys"])
+        if not missing:
+            return net
+        reason = f"{len(missing)} backbone weights missing there, e.g. {missing[0]}"
+    raise UserError(f"cannot load pretrained weights for {model_name} from {where} ({reason}); {how}")
+
+
+def _state_file_as_directory(path: Path, config: Any, out: Path, model_name: str) -> None:
+    """Write ``config`` and the state dict of ``path`` (unwrapped from ``{"state_dict": …}``) as a
+    ``save_pretrained``-style directory ``out``."""
+    if path.suffix not in _STATE_FILES:
+        raise UserError(f"{model_name}: pretrained file {path} is not a state dict ({', '.join(_STATE_FILES)})")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file: whatever the loader raises
+        raise UserError(f"{model_name}: cannot read pretrained file {path} ({_first_line(exc)})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{model_name}: pretrained file {path} does not hold a state dict of tensors")
+    from safetensors.torch import save_file
+
+    config.save_pretrained(out)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out / "model.safetensors"))
+
+
+def _takes(model_cls: type, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(model_cls.__init__).parameters
+
+
+def _family(model_name: str) -> str:
+    return next((f for f in HUB_IDS if model_name.startswith(f)), model_name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+# ------------------------------------------------------------------------------------------- full size
+
+
+def resnet101_backbone(pretrained: str | Path | None, model_name: str = "resnet101") -> ResNetBackbone:
+    """ResNet-101 (bottleneck blocks, depths 3-4-23-3, 2048-d output; the ``microsoft/resnet-101`` config)."""
+    from transformers import ResNetConfig, ResNetModel
+
+    config = ResNetConfig(depths=[3, 4, 23, 3], hidden_sizes=[256, 512, 1024, 2048], layer_type="bottleneck")
+    return ResNetBackbone(load_backbone_net(ResNetModel, config, pretrained, model_name))
+
+
+def vit_b16_backbone(pretrained: str | Path | None, model_name: str = "vit_b16") -> ViTBackbone:
+    """ViT-B/16 at 224 px (768-d, 12 layers, 12 heads); Google's weights expect mean = std = 0.5 inputs."""
+    from transformers import ViTConfig, ViTModel
+
+    config = ViTConfig(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12)
+    return ViTBackbone(load_backbone_net(ViTModel, config, pretrained, model_name), prefix=1, symmetric_input=True)
+
+
+def deit_b16_backbone(pretrained: str | Path | None, model_name: str = "deit_b16") -> ViTBackbone:
+    """DeiT-B/16 distilled at 224 px (class + distillation tokens; ImageNet mean/std inputs)."""
+    from transformers import DeiTConfig, DeiTModel
+
+    config = DeiTConfig(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12)
+    return ViTBackbone(load_backbone_net(DeiTModel, config, pretrained, model_name), prefix=2)
+
+
+@MODELS.register("resnet101_ale")
+def resnet101_ale(
+    num_attributes: int,
+    image_size: int,
+    pretrained: str | None = HUB_IDS["resnet101"],
+    scoring: Scoring = "dot",
+    scale: float = 10.0,
+    attr_weight: float = 0.0,
+    dropout: float = 0.0,
+) -> ZslModel:
+    """ResNet-101, global average pool [B, 2048] → linear → attributes."""
+    backbone = resnet101_backbone(pretrained, "resnet101_ale")
+    return _assemble(backbone, num_attributes, "pooled", scoring, scale, attr_weight, dropout, key_dim=0)
+
+
+@MODELS.register("resnet101_attn")
+def resnet101_attn(
+    num_attributes: int,
+    image_size: int,
+    pretrained: str | None = HUB_IDS["resnet101"],
+    scoring: Scoring = "dot",
+    scale: float = 10.0,
+    attr_weight: float = 0.0,
+    dropout: float = 0.0,
+    key_dim: int = 256,
+) -> ZslModel:
+    """ResNet-101, attribute prototypes attending over the last feature map ((S/32)² regions of 2048-d)."""
+    backbone = resnet101_backbone(pretrained, "resnet101_attn")
+    return _assemble(backbone, num_attributes, "attention", scoring, scale, attr_weight, dropout, key_dim)
+
+
+@MODELS.register("vit_b16_ale")
+def vit_b16_ale(
+    num_attributes: int,
+    image_size: int,
+    pretrained: str | None = HUB_IDS["vit_b16"],
+    scoring: Scoring = "dot",
+    scale: float = 10.0,
+    attr_weight: float = 0.0,
+    dropout: float = 0.0,
+) -> ZslModel:
+    """ViT-B/16, class token [B, 768] → linear → attributes."""
+    backbone = vit_b16_backbone(pretrained, "vit_b16_ale")
+    return _assemble(backbone, num_attributes, "pooled", scoring, scale, attr_weight, dropout, key_dim=0)
+
+
+@MODELS.register("vit_b16_attn")
+def vit_b16_attn(
+    num_attributes: int,
+    image_size: int,
+    pretrained: str | None = HUB_IDS["vit_b16"],
+    scoring: Scoring = "dot",
+    scale: float = 10.0,
+    attr_weight: float = 0.0,
+    dropout: float = 0.0,
+    key_dim: int = 256,
+) -> ZslModel:
+    """ViT-B/16, attribute prototypes attending over the (S/16)² patch tokens."""
+    backbone = vit_b16_backbone(pretrained, "vit_b16_attn")
+    return _assemble(backbone, num_attributes, "attention", scoring, scale, attr_weight, dropout, key_dim)
+
+
+@MODELS.register("deit_b16_ale")
+def deit_b16_ale(
+    num_attributes: int,
+    image_size: int,
+    pretrained: str | None = HUB_IDS["deit_b16"],
+    scoring: Scoring = "dot",
+    scale: float = 10.0,
+    attr_weight: float = 0.0,
+    dropout: float = 0.0,
+) -> ZslModel:
+    """DeiT-B/16 distilled, mean of class and distillation tokens [B, 768] → linear → attributes."""
+    backbone = deit_b16_backbone(pretrained, "deit_b16_ale")
+    return _assemble(backbone, num_attributes, "pooled", scoring, scale, attr_weight, dropout, key_dim=0)
+
+
+@MODELS.register("deit_b16_attn")
+def deit_b16_attn(
+    num_attributes: int,
+    image_size: int,
+    pretrained: str | None = HUB_IDS["deit_b16"],
+    scoring: Scoring = "dot",
+    scale: float = 10.0,
+    attr_weight: float = 0.0,
+    dropout: float = 0.0,
+    key_dim: int = 256,
+) -> ZslModel:
+    """DeiT-B/16 distilled, attribute prototypes attending over the patch tokens."""
+    backbone = deit_b16_backbone(pretrained, "deit_b16_attn")
+    return _assemble(backbone, num_attributes, "attention", scoring, scale, attr_weight, dropout, key_dim)
+
+
+# ------------------------------------------------------------------------------------------------- tiny
 
 
 @MODELS.register("resnet_test")
-def resnet_test(num_attributes: int, image_size: int, width: int = 32, depths: tuple[int, ...] = (1, 1, 1)) -> ZslModel:
-    """A tiny 3-stage basic-block ResNet (~0.3 M params at width 32) for CPU tests and the quickstart."""
-    from transformers import ResNetConfig
+def resnet_test(
+    num_attributes: int,
+    image_size: int,
+    width: int = 32,
+    depths: tuple[int, ...] = (1, 1, 1),
+    head: Head = "pooled",
+    scoring: Scoring = "dot",
+    scale: float = 10.0,
+    attr_weight: float = 0.0,
+    dropout: float = 0.0,
+    key_dim: int = 32,
+    pretrained: str | None = None,
+) -> ZslModel:
+    """A tiny 3-stage basic-block ResNet (~0.3 M params at width 32; 64 px → 4 x 4 regions) for CPU tests."""
+    from transformers import ResNetConfig, ResNetModel
 
     hidden = [width * 2**i for i in range(len(depths))]
     config = ResNetConfig(
         num_channels=3, embedding_size=width, hidden_sizes=hidden, depths=list(depths), layer_type="basic"
     )
-    return BackboneWithAttributeHead(_ResNetFeatures(config), hidden[-1], num_attributes)
+    backbone = ResNetBackbone(load_backbone_net(ResNetModel, config, pretrained, "resnet_test"))
+    return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)
 
 
-@MODELS.register("vit_test")
-def vit_test(
-    num_attributes: int, image_size: int, patch_size: int = 8, hidden: int = 96, layers: int = 3, heads: int = 4
-) -> ZslModel:
-    """A tiny ViT (patch 8, 3 layers, 96-d) for CPU tests."""
-    from transformers import ViTConfig
-
-    config = ViTConfig(
+def _tiny_vit_config(config_cls: type, image_size: int, patch_size: int, hidden: int, layers: int, heads: int) -> Any:
+    return config_cls(
         image_size=image_size,
         patch_size=patch_size,
         hidden_size=hidden,
@@ -77,4 +432,51 @@ def vit_test(
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
     )
-    return BackboneWithAttributeHead(_ViTFeatures(config), hidden, num_attributes)
+
+
+@MODELS.register("vit_test")
+def vit_test(
+    num_attributes: int,
+    image_size: int,
+    patch_size: int = 8,
+    hidden: int = 96,
+    layers: int = 3,
+    heads: int = 4,
+    head: Head = "pooled",
+    scoring: Scoring = "dot",
+    scale: float = 10.0,
+    attr_weight: float = 0.0,
+    dropout: float = 0.0,
+    key_dim: int = 32,
+    pretrained: str | None = None,
+) -> ZslModel:
+    """A tiny ViT (patch 8, 3 layers, 96-d; 64 px → 64 patches) for CPU tests; ``pooled`` is the class token."""
+    from transformers import ViTConfig, ViTModel
+
+    config = _tiny_vit_config(ViTConfig, image_size, patch_size, hidden, layers, heads)
+    backbone = ViTBackbone(load_backbone_net(ViTModel, config, pretrained, "vit_test"), prefix=1)
+    return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)
+
+
+@MODELS.register("deit_test")
+def deit_test(
+    num_attributes: int,
+    image_size: int,
+    patch_size: int = 8,
+    hidden: int = 96,
+    layers: int = 3,
+    heads: int = 4,
+    head: Head = "pooled",
+    scoring: Scoring = "dot",
+    scale: float = 10.0,
+    attr_weight: float = 0.0,
+    dropout: float = 0.0,
+    key_dim: int = 32,
+    pretrained: str | None = None,
+) -> ZslModel:
+    """A tiny distilled DeiT (class + distillation tokens) for CPU tests and ``deit_b16_*`` smoke runs."""
+    from transformers import DeiTConfig, DeiTModel
+
+    config = _tiny_vit_config(DeiTConfig, image_size, patch_size, hidden, layers, heads)
+    backbone = ViTBackbone(load_backbone_net(DeiTModel, config, pretrained, "deit_test"), prefix=2)
+    return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)
