@@ -2,19 +2,23 @@
 
 Usage::
 
-    OMP_NUM_THREADS=2 python benchmarks/scan.py [--repeats 7] [--quick]
+    OMP_NUM_THREADS=2 python benchmarks/scan.py [--repeats 5] [--passes 3] [--quick]
 
 Goals (issue 5), all measured in this run against ``selective_scan_ref`` on the same inputs:
 
 * forward ≥ 10× and forward+backward ≥ 5× faster at (B=2, D=192, L=3136, N=1) — a VMamba stage-1 scan — and
-  (B=2, D=384, L=197, N=16) — a Vim-S-sized scan with the z gate;
+  (B=2, D=384, L=197, N=16) with the z gate — a Vim-sized scan. Both use grouped B/C ``[B, 1, N, L]`` (the
+  layout SS2D passes, with G = 4 there), δ_bias + softplus and D. A supplementary figure (no goal) repeats the
+  second case with plain ``[B, N, L]`` B/C, Vim's layout, where the reference is about twice as fast;
 * scaling: time(L=4096) / time(L=1024) ≤ 5 (B=2, D=192, N=1), for the forward and for forward+backward;
 * peak extra memory ≤ 4 × one ``[B, D, L, N]`` float32 tensor;
 * max error vs the float64 reference ≤ 1e-5 (relative to the largest reference value), for the output, the last
   state and the gradient of every input (u, delta, A, B, C, D, z, delta_bias).
 
-Timing: "forward" is a call under ``torch.no_grad()`` (inference), "fwd+bwd" a grad-enabled call followed by
-``torch.autograd.grad`` of a fixed random linear functional of the output and last state. Both implementations
+Timing: "forward" is a call under ``torch.no_grad()`` (inference), "forward_autograd" the same call on inputs that
+require grad (the forward half of training, where the reference also records its graph), "fwd+bwd" a
+grad-enabled call followed by ``torch.autograd.grad`` of a fixed random linear functional of the output and last
+state. The forward goal is checked, and reported, for both forward modes. Both implementations
 are timed in alternating rounds, in several passes spread over the run, and each figure is the minimum over all
 its samples, so load from other processes on the machine inflates neither side systematically. Building inputs
 is not timed. The 1-minute load average at the start and end is reported.
@@ -24,9 +28,9 @@ Memory: the torch profiler with ``profile_memory=True`` records every CPU alloca
 peak number of bytes allocated by the call on top of what already existed (the inputs). That peak is reported
 for the grad-enabled forward (it includes the output and the tensors saved for backward) and for the backward
 (it includes the returned gradients; the incoming output gradients are allocated before it starts). "extra"
-subtracts the bytes of the tensors the call returns (output and
-last state, or the gradients), i.e. it is the working memory; the goal is checked on the extra figure of both
-phases, and the totals are reported beside it.
+subtracts the bytes of the tensors the call returns (output and last state, or the gradients), i.e. it is the
+working memory; the goal is checked on the larger extra figure of the two phases, and the totals are reported
+beside it.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from zsl_bench.layers.chunked_scan import chunk_plan
 from zsl_bench.layers.selective_scan import selective_scan_chunked, selective_scan_ref
 
-SPEED_CASES = {"vmamba_stage1": (2, 192, 3136, 1), "vim_s": (2, 384, 197, 16)}
+# name: (B, D, L, N, with z gate). B and C are grouped [B, 1, N, L] in both (see the module docstring).
+SPEED_CASES = {"B2_D192_L3136_N1": (2, 192, 3136, 1, False), "B2_D384_L197_N16": (2, 384, 197, 16, True)}
 SCALING = {"B": 2, "D": 192, "N": 1, "L_short": 1024, "L_long": 4096}
 GOALS = {"forward_speedup": 10.0, "fwd_bwd_speedup": 5.0, "scaling_ratio": 5.0, "memory_ratio": 4.0, "error": 1e-5}
 ARG_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
@@ -132,6 +137,12 @@ def speed(inputs: dict, rounds: int) -> dict[str, float]:
         rounds,
         {"chunked": 3},
     )
+    leaves = {k: (v.detach().clone().requires_grad_() if v is not None else None) for k, v in inputs.items()}
+    fwd_grad = _time_interleaved(
+        {"ref": lambda: _call(selective_scan_ref, leaves), "chunked": lambda: _call(selective_scan_chunked, leaves)},
+        rounds,
+        {"chunked": 3},
+    )
     w = _weights(inputs)
     _fwd_bwd(selective_scan_chunked, inputs, w)  # warm-up; the reference's seconds-long call needs none
     fb = _time_interleaved(
@@ -146,6 +157,8 @@ def speed(inputs: dict, rounds: int) -> dict[str, float]:
     return {
         "ref_forward_ms": 1e3 * fwd["ref"],
         "chunked_forward_ms": 1e3 * fwd["chunked"],
+        "ref_forward_autograd_ms": 1e3 * fwd_grad["ref"],
+        "chunked_forward_autograd_ms": 1e3 * fwd_grad["chunked"],
         "ref_fwd_bwd_ms": 1e3 * fb["ref"],
         "chunked_fwd_bwd_ms": 1e3 * fb["chunked"],
     }
@@ -165,6 +178,26 @@ def scaling_times(short: dict, long: dict, rounds: int) -> dict[str, float]:
         rounds,
     )
     return {f"forward_ms_{k}": 1e3 * v for k, v in fwd.items()} | {f"fwd_bwd_ms_{k}": 1e3 * v for k, v in fb.items()}
+
+
+def ungrouped_bc(inputs: dict, rounds: int, passes: int) -> dict:
+    """No goal: the same scan with plain [B, N, L] B/C (Vim's layout), where the reference, like mamba-ssm's,
+    contracts C per step without repeating it over channels and is about twice as fast as on grouped B/C."""
+    plain = {**inputs, "B": inputs["B"][:, 0], "C": inputs["C"][:, 0]}
+    best: dict[str, float] = {}
+    for _ in range(passes):
+        t = _time_interleaved(
+            {"ref": _no_grad(selective_scan_ref, plain), "chunked": _no_grad(selective_scan_chunked, plain)},
+            rounds,
+            {"chunked": 3},
+        )
+        best = _min_merge(best, {k: 1e3 * v for k, v in t.items()})
+    return {
+        "case": "B2_D384_L197_N16 with B/C [B, N, L]",
+        "ref_forward_ms": best["ref"],
+        "chunked_forward_ms": best["chunked"],
+        "forward_speedup": best["ref"] / best["chunked"],
+    }
 
 
 def _min_merge(best: dict[str, float], new: dict[str, float]) -> dict[str, float]:
@@ -256,9 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
         "goals": GOALS,
         "cases": {},
     }
-    inputs = {
-        name: make_inputs(b, dm, length, n, with_z=name == "vim_s") for name, (b, dm, length, n) in SPEED_CASES.items()
-    }
+    inputs = {name: make_inputs(b, dm, length, n, with_z) for name, (b, dm, length, n, with_z) in SPEED_CASES.items()}
     s = SCALING
     short = make_inputs(s["B"], s["D"], s["L_short"], s["N"], with_z=False)
     long = make_inputs(s["B"], s["D"], s["L_long"], s["N"], with_z=False)
@@ -272,16 +303,18 @@ def main(argv: list[str] | None = None) -> dict:
         scaling = _min_merge(scaling, scaling_times(short, long, 2 * rounds))
 
     met: dict[str, bool] = {}
-    for name, (b, dm, length, n) in SPEED_CASES.items():
+    for name, (b, dm, length, n, with_z) in SPEED_CASES.items():
         t, nc = chunk_plan(length, None, b * dm * n)
         tm = times[name]
         tm["forward_speedup"] = tm["ref_forward_ms"] / tm["chunked_forward_ms"]
+        tm["forward_autograd_speedup"] = tm["ref_forward_autograd_ms"] / tm["chunked_forward_autograd_ms"]
         tm["fwd_bwd_speedup"] = tm["ref_fwd_bwd_ms"] / tm["chunked_fwd_bwd_ms"]
-        case = {"shape": {"B": b, "D": dm, "L": length, "N": n, "z": name == "vim_s", "T": t, "chunks": nc}}
+        case = {"shape": {"B": b, "D": dm, "L": length, "N": n, "z": with_z, "T": t, "chunks": nc}}
         case["time"] = tm
         case["memory"] = memory(inputs[name])
         case["error_vs_float64"] = errors(inputs[name])
         met[f"{name}_forward_10x"] = tm["forward_speedup"] >= GOALS["forward_speedup"]
+        met[f"{name}_forward_autograd_10x"] = tm["forward_autograd_speedup"] >= GOALS["forward_speedup"]
         met[f"{name}_fwd_bwd_5x"] = tm["fwd_bwd_speedup"] >= GOALS["fwd_bwd_speedup"]
         met[f"{name}_memory_4x"] = case["memory"]["ratio"] <= GOALS["memory_ratio"]
         met[f"{name}_errors_1e-5"] = max(case["error_vs_float64"].values()) <= GOALS["error"]
@@ -292,6 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
     report["scaling"] = {"shape": s, **scaling}
     met["scaling_forward_le_5"] = scaling["forward_ratio"] <= GOALS["scaling_ratio"]
     met["scaling_fwd_bwd_le_5"] = scaling["fwd_bwd_ratio"] <= GOALS["scaling_ratio"]
+    report["supplementary"] = ungrouped_bc(inputs["B2_D384_L197_N16"], rounds, passes)
     report["load_average_at_end"] = _load()
     report["goals_met"] = met
     report["all_goals_met"] = all(met.values())

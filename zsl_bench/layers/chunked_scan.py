@@ -218,27 +218,21 @@ def _reverse_carries(a_steps, g_steps, skip: torch.Tensor, plan: _Plan) -> torch
     return k_in
 
 
-def _nat_out(plan: _Plan, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A channel-major [B, Dm, L] result tensor and its time-major view [B, L, G, Dg, 1] to write into."""
-    out = like.new_empty(plan.batch, plan.dm, plan.length)
-    return out, _tm(out, plan)
-
-
-def _padded_bc(t: torch.Tensor, plan: _Plan, dim: int) -> torch.Tensor:
-    """[B, G, N, L] → zero-padded time-major [B, Lp, G, N, 1] (dim=-1) or [B, Lp, G, 1, N] (dim=-2)."""
-    out = t.new_zeros(plan.batch, plan.lp, plan.groups, plan.n)
-    out[:, : plan.length] = t.permute(0, 3, 1, 2)
-    return out.unsqueeze(dim)
+def _nat(t: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    """Time-major [B, Lp, G, Dg, 1] → channel-major view [B, G, Dg, L] (no copy; read it, never write into it:
+    strided writes are several times slower than strided reads)."""
+    return t[:, : plan.length].squeeze(-1).permute(0, 2, 3, 1)
 
 
 def _contract(h: torch.Tensor, bc: torch.Tensor, plan: _Plan) -> torch.Tensor:
     """y[b, d, t] = Σ_n h[b, t, d, n] · C[b, g(d), n, t], from time-major h → channel-major [B, Dm, L]."""
-    out, view = _nat_out(plan, h)
-    if plan.n == 1:
-        torch.mul(h[:, : plan.length], _bc_tm(bc).contiguous(), out=view)
-    else:
-        view.copy_(torch.matmul(h, _padded_bc(bc, plan, -1))[:, : plan.length])
-    return out
+    p = plan
+    if p.n == 1:  # read h transposed, write y contiguous
+        return torch.mul(_nat(h, p), bc.view(p.batch, p.groups, 1, p.length)).view(p.batch, p.dm, p.length)
+    if p.lp > p.length:  # pad C instead of slicing h, which would copy h
+        bc = torch.cat([bc, bc.new_zeros(*bc.shape[:-1], p.lp - p.length)], dim=-1)
+    y = torch.einsum("blgdn,bgnl->bgdl", h, bc)  # [B, G, Dg, Lp]: einsum writes channel-major directly
+    return y.reshape(p.batch, p.dm, p.lp)[..., : p.length].contiguous()
 
 
 def _blocks(length: int, parts: int = 4) -> list[tuple[int, int]]:
@@ -266,15 +260,16 @@ def _dot_bl(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return sum((x[..., lo:hi] * y[..., lo:hi]).sum((0, 2)) for lo, hi in _blocks(x.shape[-1]))
 
 
-def _weighted_n_sum(x: torch.Tensor, A: torch.Tensor, plan: _Plan, out_view: torch.Tensor) -> None:
-    """out_view[b, t, g, d, 0] = Σ_n x[b, t, g, d, n] · A[g·Dg + d, n] for t < L (blockwise)."""
+def _weighted_n_sum(x: torch.Tensor, A: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    """r[b, d, t] = Σ_n x[b, t, d, n] · A[d, n] from time-major x → channel-major [B, Dm, L] (blockwise in t)."""
     p = plan
     a5 = A.view(p.groups, p.dg, p.n)
     if p.n == 1:
-        torch.mul(x[:, : p.length], a5, out=out_view)
-        return
+        return torch.mul(_nat(x, p), a5).view(p.batch, p.dm, p.length)
+    r = x.new_empty(p.batch, p.groups, p.dg, p.length)
     for lo, hi in _blocks(p.length):
-        torch.sum(x[:, lo:hi] * a5, dim=-1, keepdim=True, out=out_view[:, lo:hi])
+        r[..., lo:hi] = (x[:, lo:hi] * a5).sum(-1).permute(0, 2, 3, 1)
+    return r.view(p.batch, p.dm, p.length)
 
 
 def _gate_grad(h, u, C, D, z, g_out, plan: _Plan) -> torch.Tensor:
@@ -377,18 +372,13 @@ class ChunkedScanFn(torch.autograd.Function):
         del h
 
         g_B = _reduce_dg((dt, u), g, p)
-        # q = Σ_n g·B = ∂L/∂(Δ·u), time-major [B, L, G, Dg, 1] (in g's buffer when N = 1)
-        q = g[:, : p.length].mul_(_bc_tm(B)) if p.n == 1 else torch.matmul(g, _padded_bc(B, p, -1))[:, : p.length]
+        q = _contract(g, B, p)  # Σ_n g·B = ∂L/∂(Δ·u), channel-major
         del g
 
-        g_dt, view = _nat_out(p, u)
-        _weighted_n_sum(gl, A, p, view)
-        view.addcmul_(q, _tm(u, p))
+        g_dt = _weighted_n_sum(gl, A, p).addcmul_(q, u)
         g_A = gl[:, : p.length].mul_(_tm(dt, p)).sum((0, 1)).reshape(p.dm, p.n)
         del gl
-        g_u, view = _nat_out(p, u)
-        torch.mul(q, _tm(dt, p), out=view)
-        del q
+        g_u = q.mul_(dt)
         if D is not None:
             g_u.addcmul_(g_y, D.unsqueeze(-1))
         if ctx.delta_softplus:  # dΔ/dδ = σ(δ + δ_bias) = 1 − exp(−Δ)

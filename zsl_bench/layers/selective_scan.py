@@ -128,17 +128,22 @@ def selective_scan_ref(
     batch, dm, length = u.shape
     uw = u.to(work)
     dt = _discretised_delta(delta, delta_bias, delta_softplus, work)
-    Bg, Cg = _grouped(B).to(work), _grouped(C).to(work)
-    reps = dm // Bg.shape[1]
-    Bd = Bg.repeat_interleave(reps, dim=1)  # [B, D, N, L]
-    Cd = Cg.repeat_interleave(reps, dim=1)
     decay = torch.exp(dt.unsqueeze(-1) * A.to(work).unsqueeze(1))  # [B, D, L, N]
-    drive = (dt * uw).unsqueeze(-1) * Bd.transpose(-1, -2)  # [B, D, L, N]
+    Bw, Cw = B.to(work), C.to(work)
+    if Bw.dim() == 3:  # one B for all channels, as in mamba-ssm's selective_scan_ref
+        drive = torch.einsum("bdl,bnl->bdln", dt * uw, Bw)
+    else:  # grouped: repeat each group over its channels
+        drive = torch.einsum("bdl,bdnl->bdln", dt * uw, Bw.repeat_interleave(dm // Bw.shape[1], dim=1))
+    if Cw.dim() == 4:
+        Cw = Cw.repeat_interleave(dm // Cw.shape[1], dim=1)  # [B, D, N, L]
     h = uw.new_zeros(batch, dm, A.shape[1])
     ys = []
     for t in range(length):
         h = decay[:, :, t] * h + drive[:, :, t]
-        ys.append(torch.einsum("bdn,bdn->bd", h, Cd[:, :, :, t]))
+        if Cw.dim() == 3:
+            ys.append(torch.einsum("bdn,bn->bd", h, Cw[:, :, t]))
+        else:
+            ys.append(torch.einsum("bdn,bdn->bd", h, Cw[:, :, :, t]))
     y = torch.stack(ys, dim=-1) if ys else uw.new_zeros(batch, dm, 0)
     out = _finish(y, uw, D, z, u.dtype)
     return (out, h) if return_last_state else out
