@@ -47,15 +47,26 @@ class TrainConfig(_Strict):
     hflip: bool = True  # random horizontal flip augmentation
     checkpoint: bool = True  # checkpoint/latest.pt every epoch (+ best.pt): resume, retries
     keep_checkpoints: int = Field(0, ge=0)  # also keep the newest N per-epoch files (PBT exploits them)
+    grad_accum: int = Field(1, ge=1)  # optimiser step every N batches (the loss is divided by N)
+    grad_clip: float | None = Field(None, gt=0.0)  # clip the global gradient norm before each step; None: off
 
 
 class OptimConfig(_Strict):
-    name: Literal["adamw", "sgd"] = "adamw"
+    name: Literal["adamw", "adam", "sgd"] = "adamw"  # adam: L2 weight decay in the gradient; adamw: decoupled
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
-    backbone_lr: float | None = Field(None, gt=0.0)  # models with a backbone/head split; None: lr
-    head_lr: float | None = Field(None, gt=0.0)  # everything outside the backbone; None: lr
+    backbone_lr: float | None = Field(None, gt=0.0)  # the model's "backbone" group; None: lr
+    head_lr: float | None = Field(None, gt=0.0)  # the model's "head" group; None: lr
+    group_lr: dict[str, float] = Field(default_factory=dict)  # lr per named group of the model (wins over the above)
+    # Learning-rate schedule, stepped once per epoch: multistep (×lr_decay at each milestone epoch), step
+    # (×lr_decay every step_size epochs), cosine (to 0 at the last epoch); warmup_epochs ramps linearly first.
+    schedule: Literal["none", "multistep", "step", "cosine"] = "none"
+    milestones: list[int] = Field(default_factory=list)
+    lr_decay: float = Field(0.1, gt=0.0, le=1.0)
+    step_size: int = Field(10, ge=1)
+    warmup_epochs: int = Field(0, ge=0)
+    reset_state_each_epoch: bool = False  # forget momentum/Adam moments at every epoch (DUET's official recipe)
 
 
 class EvalConfig(_Strict):

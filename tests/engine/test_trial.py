@@ -126,7 +126,9 @@ def test_missing_dataset_is_a_user_error(tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_same_result(synth_root, tmp_path):
-    cfg = small_cfg(synth_root, train={"epochs": 4})
+    # a decaying lr and gradient accumulation must carry over the interruption too
+    optim = {"lr": 1e-3, "schedule": "step", "step_size": 1, "lr_decay": 0.5}
+    cfg = small_cfg(synth_root, train={"epochs": 4, "grad_accum": 2}, optim=optim)
     reference = run_trial(cfg, tmp_path / "straight")
 
     def crash_after_second(metrics):
@@ -141,6 +143,8 @@ def test_interrupted_run_resumes_to_the_same_result(synth_root, tmp_path):
     assert epochs_seen == [3, 4]  # epochs 1-2 were not trained again
     records = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [(r["epoch"], r["split"]) for r in records] == [(e, s) for e in (1, 2, 3, 4) for s in ("val", "test")]
+    assert [r["lr"]["head"] for r in records[::2]] == pytest.approx([1e-3, 5e-4, 2.5e-4, 1.25e-4])
+    assert records[-1]["train_losses"].keys() >= {"ce"}
     assert resumed["best_by_val"] == reference["best_by_val"]
     assert resumed["best_by_test"] == reference["best_by_test"]
 

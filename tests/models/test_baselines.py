@@ -10,7 +10,7 @@ import torch
 
 from zsl_bench.config import build_config
 from zsl_bench.engine import run_trial
-from zsl_bench.engine.trial import _optimizer
+from zsl_bench.engine.optim import build_optimizer
 from zsl_bench.errors import UserError
 from zsl_bench.models import MODELS, build_model
 
@@ -86,21 +86,21 @@ def _cfg(name: str = "resnet_test", **optim: float) -> object:
 
 def test_learning_rate_groups() -> None:
     model = build_model("resnet_test", 13, 64, scoring="cosine")
-    opt = _optimizer(model, _cfg(backbone_lr=1e-4, head_lr=1e-2))
+    opt = build_optimizer(model, _cfg(backbone_lr=1e-4, head_lr=1e-2))
     groups = {g["name"]: g for g in opt.param_groups}
     assert (groups["backbone"]["lr"], groups["head"]["lr"]) == (1e-4, 1e-2)
     backbone_ids = {id(p) for p in model.backbone.parameters()}
     assert {id(p) for p in groups["backbone"]["params"]} == backbone_ids
     head_ids = {id(p) for p in groups["head"]["params"]}
     assert id(model.scorer.log_scale) in head_ids and head_ids | backbone_ids == {id(p) for p in model.parameters()}
-    opt = _optimizer(model, _cfg())  # both None: optim.lr everywhere
+    opt = build_optimizer(model, _cfg())  # both None: optim.lr everywhere
     assert [g["lr"] for g in opt.param_groups] == [1e-3, 1e-3]
 
 
 def test_frozen_backbone() -> None:
     model = build_model("resnet_test", 13, 64)
     cfg = build_config({"model": {"name": "resnet_test", "freeze_backbone": True}, "optim": {"name": "sgd"}})
-    opt = _optimizer(model, cfg)
+    opt = build_optimizer(model, cfg)
     assert [g["name"] for g in opt.param_groups] == ["head"]
     assert not any(p.requires_grad for p in model.backbone.parameters())
     model.train()
@@ -121,8 +121,8 @@ def test_freeze_needs_a_backbone() -> None:
 
     cfg = build_config({"model": {"name": "resnet_test", "freeze_backbone": True}})
     with pytest.raises(UserError, match="no backbone to freeze"):
-        _optimizer(Plain(), cfg)
-    opt = _optimizer(Plain(), _cfg(backbone_lr=1e-4))  # no split: one group at optim.lr (and a warning)
+        build_optimizer(Plain(), cfg)
+    opt = build_optimizer(Plain(), _cfg(backbone_lr=1e-4))  # no split: one group at optim.lr (and a warning)
     assert [g["lr"] for g in opt.param_groups] == [1e-3]
 
 

@@ -3,13 +3,57 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from zsl_bench.data.stream import ImageSource, batches
 from zsl_bench.data.transforms import TransformSpec, augment
-from zsl_bench.models.base import ZslModel
+from zsl_bench.models.base import ImageSampler, TrainContext, ZslModel
+
+
+@dataclass
+class TrainSettings:
+    """How one epoch steps: micro-batch size, optimiser step every ``grad_accum`` batches, norm clipping."""
+
+    batch_size: int
+    grad_accum: int = 1
+    grad_clip: float | None = None
+
+
+def image_sampler(
+    source: ImageSource,
+    pools: dict[str, list[np.ndarray]],
+    spec: TransformSpec,
+    generator: torch.Generator,
+    device: torch.device,
+) -> ImageSampler:
+    """``sample(rows [K], pool) -> images [K, 3, S, S]``: one random (augmented) image of each seen-class row.
+
+    ``pools[pool][row]`` holds the dataset indices a row may draw from (``train``: the stage's training images of
+    that class; ``all``: every image of the class)."""
+
+    def sample(rows: torch.Tensor, pool: str = "train") -> torch.Tensor:
+        if pool not in pools:
+            raise ValueError(f"unknown image pool {pool!r}; pools: {', '.join(pools)}")
+        picks = []
+        for row in rows.tolist():
+            candidates = pools[pool][row]
+            picks.append(int(candidates[torch.randint(len(candidates), (1,), generator=generator).item()]))
+        images = source.get(np.asarray(picks))
+        return augment(images, spec, train=True, generator=generator).to(device)
+
+    return sample
+
+
+def class_pools(labels: np.ndarray, train_idx: np.ndarray, seen_classes: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """Per seen-class row, the image indices of the ``train`` pool (``train_idx``) and the ``all`` pool."""
+    everything = np.arange(labels.size)
+    return {
+        "train": [train_idx[labels[train_idx] == c] for c in seen_classes],
+        "all": [everything[labels == c] for c in seen_classes],
+    }
 
 
 def train_epoch(
@@ -18,32 +62,47 @@ def train_epoch(
     source: ImageSource,
     train_idx: np.ndarray,
     targets: np.ndarray,
-    class_att_seen: torch.Tensor,
-    batch_size: int,
-    generator: torch.Generator,
+    ctx: TrainContext,
+    settings: TrainSettings,
     spec: TransformSpec,
     device: torch.device,
-) -> float:
-    """One shuffled pass over the images ``train_idx`` [n] of ``source``.
+) -> dict[str, float]:
+    """One shuffled pass over the images ``train_idx`` [n] of ``source``; returns the mean of every loss entry.
 
-    ``targets`` [N] maps a dataset index to its row of ``class_att_seen`` [S, A]. Returns the mean total loss;
-    a non-finite loss raises ``FloatingPointError``.
+    ``targets`` [N] maps a dataset index to its row of ``ctx.seen_classes``. The model's ``training_loss`` gives
+    the losses of a micro-batch; ``total`` / ``grad_accum`` is back-propagated and the optimiser steps every
+    ``grad_accum`` micro-batches (and after the last). A non-finite loss raises ``FloatingPointError``.
     """
     model.train()
-    total, seen = 0.0, 0
-    for idx, images in batches(source, train_idx, batch_size, shuffle=True, generator=generator):
-        x = augment(images, spec, train=True, generator=generator).to(device)  # [B, 3, S, S]
+    sums: dict[str, float] = {}
+    seen, pending = 0, 0
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    optimizer.zero_grad(set_to_none=True)
+    for idx, images in batches(source, train_idx, settings.batch_size, shuffle=True, generator=ctx.generator):
+        x = augment(images, spec, train=True, generator=ctx.generator).to(device)  # [B, 3, S, S]
         batch = {"image": x, "target": torch.as_tensor(targets[idx], device=device)}
-        losses = model.loss(model(x), batch, class_att_seen)
+        losses = model.training_loss(batch, ctx)
         loss = losses["total"]
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss is {loss.item()} after {seen} samples of the epoch")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(idx)
+        (loss / settings.grad_accum).backward()
+        pending += 1
+        if pending == settings.grad_accum:
+            _step(optimizer, params, settings.grad_clip)
+            pending = 0
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
         seen += len(idx)
-    return total / max(seen, 1)
+    if pending:
+        _step(optimizer, params, settings.grad_clip)
+    return {name: total / max(seen, 1) for name, total in sums.items()}
+
+
+def _step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], clip: float | None) -> None:
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 @torch.no_grad()

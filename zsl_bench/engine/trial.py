@@ -23,10 +23,12 @@ from zsl_bench.data.protocol import Protocol, make_protocol
 from zsl_bench.data.stream import ImageSource, open_images
 from zsl_bench.data.transforms import TransformSpec, transform_for
 from zsl_bench.engine import checkpoint
-from zsl_bench.engine.loops import class_scores, to_score_space, train_epoch
+from zsl_bench.engine.loops import TrainSettings, class_pools, class_scores, image_sampler, to_score_space, train_epoch
+from zsl_bench.engine.optim import build_optimizer, start_epoch
 from zsl_bench.engine.selection import select_by_test, select_by_val
 from zsl_bench.errors import TrialFailed, UserError
 from zsl_bench.models import ZslModel, build_model
+from zsl_bench.models.base import TrainContext
 from zsl_bench.rundir import RunWriter, UnreadableRun, read_run
 
 log = logging.getLogger(__name__)
@@ -158,14 +160,14 @@ class _Trial:
 
         spec = transform_for(cfg.model.name, cfg.data.name, cfg.data.image_size)
         spec = replace(spec, hflip=spec.hflip and cfg.train.hflip)
+        # the model first: a missing pretrained file or an offline hub id fails before any image is decoded
+        model = build_model(cfg.model.name, data.split.num_attributes, spec.size, **cfg.model.options)
+        optimizer = build_optimizer(model, cfg)
         cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else None
         source = open_images(data, spec, cache_dir)
         att = torch.as_tensor(data.split.att, dtype=torch.float32, device=device)  # [C, A]
-        targets = np.searchsorted(proto.train_classes, data.labels)  # [N]: row of att_seen (train images only)
-        att_seen = att[torch.as_tensor(proto.train_classes, device=device)]  # [S, A]
+        targets = np.searchsorted(proto.train_classes, data.labels)  # [N]: row of the seen classes (train images)
 
-        model = build_model(cfg.model.name, data.split.num_attributes, spec.size, **cfg.model.options)
-        optimizer = _optimizer(model, cfg)
         gen = torch.Generator().manual_seed(cfg.train.seed)
         first_epoch = 1
         if self.state is not None:
@@ -175,27 +177,40 @@ class _Trial:
             first_epoch = self.state["epoch"] + 1
             log.info("%s: resuming after epoch %d", self.writer.dir, self.state["epoch"])
         model.to(device)
+        pools = class_pools(data.labels, proto.train_idx, proto.train_classes)
+        settings = TrainSettings(cfg.train.batch_size, cfg.train.grad_accum, cfg.train.grad_clip)
 
         for epoch in range(first_epoch, cfg.train.epochs + 1):
+            ctx = TrainContext(
+                class_attributes=att,
+                seen_classes=torch.as_tensor(proto.train_classes, device=device),
+                unseen_classes=torch.as_tensor(proto.evals[0].unseen_classes, device=device),
+                epoch=epoch,
+                generator=gen,
+                sample_images=image_sampler(source, pools, spec, gen, device),
+            )
+            start_epoch(optimizer, cfg, epoch)
             try:
-                loss = train_epoch(
-                    model,
-                    optimizer,
-                    source,
-                    proto.train_idx,
-                    targets,
-                    att_seen,
-                    cfg.train.batch_size,
-                    gen,
-                    spec,
-                    device,
-                )
+                losses = train_epoch(model, optimizer, source, proto.train_idx, targets, ctx, settings, spec, device)
             except FloatingPointError as exc:
                 raise TrialFailed(f"epoch {epoch}: {exc}") from None
+            loss = losses["total"]
+            parts = {k: round(v, 6) for k, v in losses.items() if k != "total"}
             results, test_scores = _evaluate(model, source, spec, data.labels, proto, att, cfg, device)
             elapsed = round(time.perf_counter() - self.start, 3)
+            lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
             for split, rec in results.items():
-                self.writer.metrics({"epoch": epoch, "split": split, **rec, "train_loss": loss, "time_s": elapsed})
+                self.writer.metrics(
+                    {
+                        "epoch": epoch,
+                        "split": split,
+                        **rec,
+                        "train_loss": loss,
+                        "train_losses": parts,
+                        "lr": lrs,
+                        "time_s": elapsed,
+                    }
+                )
             self.history.append({"epoch": epoch, **results})
             if select_by_val(self.history)["epoch"] == epoch:  # the scores behind the reported U/S (curves, AUSUC)
                 self.writer.test_scores(**test_scores, epoch=epoch, gamma=results["test"]["gamma"])
@@ -206,6 +221,7 @@ class _Trial:
                 self.writer.summary(self.summary("running"))
             if report is not None:
                 flat: dict[str, Any] = {"epoch": epoch, "train/loss": loss}
+                flat.update({f"train/{k}": v for k, v in parts.items()})
                 for split, rec in results.items():
                     flat.update({f"{split}/{k}": v for k, v in rec.items() if isinstance(v, float)})
                 report(flat)
@@ -254,39 +270,6 @@ def _evaluate(
             out[ev.name]["calibrated_on_test"] = {"gamma": float(oracle), **{k: float(v) for k, v in gz.items()}}
             test_scores = {"scores": scores, "y_true": y, "seen": ev.seen_classes, "unseen": ev.unseen_classes}
     return out, test_scores
-
-
-def _optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
-    """AdamW or SGD over the trainable parameters, in two groups when the model has a backbone/head split.
-
-    A model with ``backbone_parameters()`` gets ``optim.backbone_lr`` there and ``optim.head_lr`` on every other
-    parameter (each None → ``optim.lr``); ``model.freeze_backbone`` calls ``model.freeze_backbone()`` first
-    (requires_grad False, eval-mode BatchNorm) and leaves the backbone out of the optimiser.
-    """
-    o = cfg.optim
-    split = getattr(model, "backbone_parameters", None)
-    if cfg.model.freeze_backbone:
-        if not hasattr(model, "freeze_backbone") or split is None:
-            raise UserError(f"model {cfg.model.name!r} has no backbone to freeze; set model.freeze_backbone=false")
-        model.freeze_backbone()
-    if split is None:
-        if o.backbone_lr is not None or o.head_lr is not None:
-            log.warning("model %s has no backbone/head split: optim.backbone_lr/head_lr ignored", cfg.model.name)
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": o.lr}]
-    else:
-        backbone = {id(p) for p in split()}
-        groups = [
-            {"params": [p for p in split() if p.requires_grad], "lr": o.backbone_lr or o.lr, "name": "backbone"},
-            {
-                "params": [p for p in model.parameters() if id(p) not in backbone and p.requires_grad],
-                "lr": o.head_lr or o.lr,
-                "name": "head",
-            },
-        ]
-        groups = [g for g in groups if g["params"]]
-    if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-    return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
 
 
 def _device(name: str) -> torch.device:

@@ -1,10 +1,42 @@
-"""The shared model surface (DESIGN.md §2): ``forward``, ``class_scores``, ``loss``."""
+"""The shared model surface (DESIGN.md §2): ``forward``, ``class_scores``, ``loss``, ``training_loss``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# (rows of ``seen_classes`` [K] long, pool "train" | "all") -> augmented images [K, 3, H, W] on the model's device
+ImageSampler = Callable[[torch.Tensor, str], torch.Tensor]
+
+
+@dataclass
+class TrainContext:
+    """What the engine tells a model about the current training step beyond its batch.
+
+    ``class_attributes`` [C, A] holds every class of the dataset (row = class id). ``seen_classes`` [S] are the
+    class ids trained on, in the order ``batch["target"]`` indexes. ``unseen_classes`` [U] are the class ids the
+    current stage evaluates as unseen (the validation classes while searching, test-unseen in the final stage);
+    a model may use their *attributes* (DUET's self-calibration), never their images. ``sample_images(rows, pool)``
+    draws one training image for each seen-class row (pool ``"train"``: the stage's training images; ``"all"``:
+    every image of that class in the dataset, test-seen included, as DUET's official code does). It is None when
+    the source holds no images (feature datasets).
+    """
+
+    class_attributes: torch.Tensor
+    seen_classes: torch.Tensor
+    unseen_classes: torch.Tensor
+    epoch: int
+    generator: torch.Generator
+    sample_images: ImageSampler | None = None
+
+    @property
+    def seen_attributes(self) -> torch.Tensor:
+        """[S, A]: the rows of ``class_attributes`` that ``batch["target"]`` indexes."""
+        return self.class_attributes[self.seen_classes]
 
 
 class ZslModel(nn.Module):
@@ -12,6 +44,8 @@ class ZslModel(nn.Module):
 
     Subclasses implement ``forward(images [B, 3, H, W]) -> {"attr": [B, A], ...}``. The default scoring is the
     dot product with the class attribute matrix and the default loss is cross-entropy over the seen classes.
+    Models whose training step needs more than ``loss(forward(images))`` (DUET's masked texts and contrastive
+    pairs) override ``training_loss``. Models that want their own optimiser groups override ``param_groups``.
     """
 
     def class_scores(self, out: dict[str, torch.Tensor], class_attributes: torch.Tensor) -> torch.Tensor:
@@ -24,3 +58,18 @@ class ZslModel(nn.Module):
         """Cross-entropy over seen classes; ``batch["target"]`` [B] indexes rows of ``class_attributes_seen``."""
         ce = F.cross_entropy(self.class_scores(out, class_attributes_seen), batch["target"])
         return {"total": ce, "ce": ce}
+
+    def training_loss(self, batch: dict[str, torch.Tensor], ctx: TrainContext) -> dict[str, torch.Tensor]:
+        """One training step's losses (``total`` is back-propagated): ``batch["image"]`` [B, 3, H, W] (or the
+        cached backbone features a head-only model consumes), ``batch["target"]`` [B] rows of ``ctx.seen_classes``."""
+        return self.loss(self(batch["image"]), batch, ctx.seen_attributes)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]] | None:
+        """Named optimiser groups (each gets ``optim.group_lr[name]``, else ``optim.<name>_lr`` for backbone/head,
+        else ``optim.lr``), or None for one group. The default splits ``backbone_parameters()`` from the rest."""
+        split = getattr(self, "backbone_parameters", None)
+        if split is None:
+            return None
+        backbone = list(split())
+        ids = {id(p) for p in backbone}
+        return {"backbone": backbone, "head": [p for p in self.parameters() if id(p) not in ids]}
