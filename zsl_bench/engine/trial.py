@@ -117,6 +117,7 @@ class _Trial:
         self.final: dict[str, Any] = {}  # the summary written with ``done``
         self.start = time.perf_counter() - (state["compute_s"] if state else 0.0)
         self.device = _device(cfg.train.device)
+        self.model_info: dict[str, Any] = {}  # what the model says about itself (weights, embeddings used)
 
     def summary(self, status: str) -> dict[str, Any]:
         return {
@@ -127,6 +128,7 @@ class _Trial:
             "compute_s": round(time.perf_counter() - self.start, 3),
             "device": str(self.device),
             "stage": self.cfg.meta.stage,
+            **({"model_info": self.model_info} if self.model_info else {}),
         }
 
     def finish(self, status: str) -> None:
@@ -162,6 +164,7 @@ class _Trial:
         spec = replace(spec, hflip=spec.hflip and cfg.train.hflip)
         # the model first: a missing pretrained file or an offline hub id fails before any image is decoded
         model = build_model(cfg.model.name, data.split.num_attributes, spec.size, **cfg.model.options)
+        self.model_info = model.provenance() if isinstance(model, ZslModel) else {}
         optimizer = build_optimizer(model, cfg)
         cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else None
         source = open_images(data, spec, cache_dir)

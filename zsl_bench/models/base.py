@@ -64,6 +64,11 @@ class ZslModel(nn.Module):
         cached backbone features a head-only model consumes), ``batch["target"]`` [B] rows of ``ctx.seen_classes``."""
         return self.loss(self(batch["image"]), batch, ctx.seen_attributes)
 
+    def provenance(self) -> dict[str, str]:
+        """Where this model's starting point came from (pretrained weights, attribute embeddings…), written into
+        the run's ``summary.json`` as ``model_info``. Models set ``self.info`` entries; the default is empty."""
+        return {k: str(v) for k, v in getattr(self, "info", {}).items()}
+
     def param_groups(self) -> dict[str, list[nn.Parameter]] | None:
         """Named optimiser groups (each gets ``optim.group_lr[name]``, else ``optim.<name>_lr`` for backbone/head,
         else ``optim.lr``), or None for one group. The default splits ``backbone_parameters()`` from the rest."""
