@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_EXTRA) "$(TORCH_PIN)"
 	echo "$(TORCH_PIN)" > $(VENV)/torch-pin.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(VENV)/torch-pin.txt -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(VENV)/torch-pin.txt -c constraints.txt -e ".[dev,deepspeed]"
 	touch $(STAMP)
 
 install: $(STAMP)

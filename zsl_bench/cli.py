@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zsl_bench.errors import UserError
+from zsl_bench.errors import TrialFailed, UserError
 
 EXIT_USAGE = 2
 
@@ -37,6 +37,10 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     counts = generate(Path(args.out), SynthSpec(seed=args.seed))
+    if args.res101:
+        from zsl_bench.data.features import write_synth_res101
+
+        write_synth_res101(Path(args.out), seed=args.seed)
     print(json.dumps(counts))
     print(f"synthetic dataset in {args.out} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
     return 0
@@ -96,6 +100,55 @@ def cmd_config_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def cmd_cache_ls(args: argparse.Namespace) -> int:
+    from zsl_bench.data.features import FeatureStore
+
+    store = FeatureStore(args.dir)
+    entries = store.entries()
+    if args.json:
+        print(json.dumps({"root": str(store.root), "entries": entries}))
+        return 0
+    rows = [("KEY", "MODEL", "DATASET", "SIZE", "CREATED")]
+    for e in entries:
+        if "error" in e:
+            rows.append((e["key"], "?", "?", "?", "unreadable: remove it"))
+            continue
+        size = _size(e.get("bytes", 0))
+        rows.append((e["key"], e.get("model", "?"), e.get("dataset", "?"), size, e.get("created", "?")))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    total = sum(e.get("bytes", 0) for e in entries)
+    print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {_size(total)} in {store.root}", file=sys.stderr)
+    return 0
+
+
+def cmd_cache_rm(args: argparse.Namespace) -> int:
+    from zsl_bench.data.features import FeatureStore
+
+    store = FeatureStore(args.dir)
+    if args.all == bool(args.keys):
+        raise UserError("zsl-bench cache rm: give KEY... or --all (not both); `zsl-bench cache ls` lists the keys")
+    keys = [e["key"] for e in store.entries()] if args.all else [store.resolve(k) for k in args.keys]
+    freed = 0
+    for key in keys:
+        size = store.remove(key)
+        freed += size
+        print(f"removed {key} ({_size(size)})")
+    stale = store.remove_stale() if args.all else 0
+    tail = f", {stale} unfinished extraction(s)" if stale else ""
+    print(f"freed {_size(freed)} in {store.root}{tail}", file=sys.stderr)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from zsl_bench.config import build_config
     from zsl_bench.data.datasets import DATASETS
@@ -110,8 +163,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"results/runs/{args.model}_{args.dataset}_{time.strftime('%Y%m%d-%H%M%S')}")
 
     from zsl_bench.engine import run_trial
+    from zsl_bench.engine.launch import launch, needs_launcher
 
-    summary = run_trial(cfg, out)
+    if needs_launcher(cfg):  # ddp / deepspeed: train.num_workers processes on this host (torchrun)
+        try:
+            summary = launch(cfg, out)
+        except TrialFailed as exc:
+            print(f"zsl-bench: error: {exc}", file=sys.stderr)
+            return 1
+    else:
+        summary = run_trial(cfg, out)
     best = summary["best_by_val"]
     test = best["test"]
     print(
@@ -137,6 +198,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         data_root = Path(args.results) / "_data" / "synth"
         generate(data_root)
         space, base = smoke_variant(space, base, data_root, MODELS.names())
+        if base.data.features:  # a feature-dataset space: the synthetic res101.mat beside the images
+            from zsl_bench.data.features import write_synth_res101
+
+            write_synth_res101(data_root)
         name = f"{name}-smoke"
     if args.num_samples:
         space.sweep.num_samples = args.num_samples
@@ -492,6 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth = dsub.add_parser("synth", help="generate the synthetic dataset (xlsa17 format)")
     synth.add_argument("--out", required=True, help="directory to create")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--res101", action="store_true", help="also write res101.mat (synthetic features) for data.features=res101"
+    )
     synth.set_defaults(func=cmd_data_synth)
     inspect = dsub.add_parser(
         "inspect",
@@ -538,6 +606,28 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="the experiment config schema")
     csub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
     csub.add_parser("keys", help="list every dotted config key").set_defaults(func=cmd_config_keys)
+
+    cache = sub.add_parser(
+        "cache",
+        help="the frozen-backbone feature cache",
+        description="Entries of the feature cache (docs/feature-cache.md): backbone outputs extracted once per "
+        "backbone weights, dataset and transform, shared by the trials of a sweep.",
+    )
+    ksub = cache.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
+    kdir = dict(
+        default=None,
+        help="the cache directory (data.feature_cache_dir; default $XDG_CACHE_HOME/zsl-bench/features, "
+        "i.e. ~/.cache/zsl-bench/features)",
+    )
+    kls = ksub.add_parser("ls", help="list entries: key, model, dataset, size, created")
+    kls.add_argument("--dir", **kdir)
+    kls.add_argument("--json", action="store_true", help="one JSON object with every entry's meta.json")
+    kls.set_defaults(func=cmd_cache_ls)
+    krm = ksub.add_parser("rm", help="delete entries by key (or a unique prefix of one), or all of them")
+    krm.add_argument("keys", nargs="*", metavar="KEY")
+    krm.add_argument("--all", action="store_true", help="every entry, and extractions that died half-way")
+    krm.add_argument("--dir", **kdir)
+    krm.set_defaults(func=cmd_cache_rm)
 
     train = sub.add_parser("train", help="run one trial into a run directory")
     train.add_argument("--model", required=True)

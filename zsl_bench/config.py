@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from zsl_bench.errors import UserError
 from zsl_bench.registry import close_matches
@@ -36,6 +36,14 @@ class DataConfig(_Strict):
     image_size: int | None = Field(None, ge=8)  # None: the model family's preset (ZeroMamba 448, DUET 224, else 64)
     cache_dir: str | None = None  # memory-mapped cache of preprocessed images (real datasets); None: in memory
     holdout_frac: float = Field(0.2, gt=0.0, lt=1.0)  # train-class images held out as val-seen (stage search)
+    features: Literal["res101"] | None = None  # train on the dataset's precomputed features (xlsa17 res101.mat)
+    feature_cache: bool = True  # model.freeze_backbone: extract the backbone outputs once, every trial reuses them
+    feature_cache_dir: str | None = None  # None: ~/.cache/zsl-bench/features; made absolute (Ray trials run elsewhere)
+
+    @field_validator("feature_cache_dir")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        return str(Path(value).expanduser().resolve()) if value else None
 
 
 class TrainConfig(_Strict):
@@ -49,6 +57,19 @@ class TrainConfig(_Strict):
     keep_checkpoints: int = Field(0, ge=0)  # also keep the newest N per-epoch files (PBT exploits them)
     grad_accum: int = Field(1, ge=1)  # optimiser step every N batches (the loss is divided by N)
     grad_clip: float | None = Field(None, gt=0.0)  # clip the global gradient norm before each step; None: off
+    # Several worker processes (zsl_bench.engine.distributed): ddp = torch DistributedDataParallel, deepspeed = ZeRO
+    # (the `deepspeed` extra). batch_size is per worker: an optimiser step sees batch_size x grad_accum x num_workers.
+    strategy: Literal["single", "ddp", "deepspeed"] = "single"
+    num_workers: int = Field(1, ge=1)  # worker processes (one GPU each on CUDA); `zsl-bench train` launches them
+    zero_stage: int = Field(2, ge=0, le=3)  # deepspeed: 1 shards optimizer states, 2 + gradients, 3 + parameters
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # ddp/deepspeed: autocast dtype (fp32 master weights)
+    offload_optimizer: bool = False  # deepspeed: optimizer states and step on the CPU (ZeRO 1-3)
+    deepspeed_config: str | None = None  # deepspeed: a JSON file instead of the generated one (cluster/README.md)
+
+    @field_validator("deepspeed_config")
+    @classmethod
+    def _absolute_json(cls, value: str | None) -> str | None:  # workers may run in another directory
+        return str(Path(value).expanduser().resolve()) if value else None
 
 
 class OptimConfig(_Strict):

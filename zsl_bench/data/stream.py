@@ -48,7 +48,11 @@ from zsl_bench.data.transforms import TransformSpec, preprocess
 
 
 class ImageSource(Protocol):
-    """Random access to the preprocessed images of a dataset."""
+    """Random access to the preprocessed images of a dataset.
+
+    :class:`~zsl_bench.data.features.FeatureSource` (feature datasets, the frozen-backbone cache) has the same
+    two methods; its ``get`` returns a :class:`~zsl_bench.data.features.FeatureBatch`, which :func:`batches`
+    passes through unchanged."""
 
     def __len__(self) -> int: ...
 

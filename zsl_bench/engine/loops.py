@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from zsl_bench.data.features import FeatureBatch, FeatureSource
 from zsl_bench.data.stream import ImageSource, batches
 from zsl_bench.data.transforms import TransformSpec, augment
 from zsl_bench.models.base import ImageSampler, TrainContext, ZslModel
@@ -28,11 +29,13 @@ def image_sampler(
     spec: TransformSpec,
     generator: torch.Generator,
     device: torch.device,
-) -> ImageSampler:
+) -> ImageSampler | None:
     """``sample(rows [K], pool) -> images [K, 3, S, S]``: one random (augmented) image of each seen-class row.
 
     ``pools[pool][row]`` holds the dataset indices a row may draw from (``train``: the stage's training images of
-    that class; ``all``: every image of the class)."""
+    that class; ``all``: every image of the class). None when ``source`` holds features, not images."""
+    if isinstance(source, FeatureSource):
+        return None
 
     def sample(rows: torch.Tensor, pool: str = "train") -> torch.Tensor:
         if pool not in pools:
@@ -79,7 +82,7 @@ def train_epoch(
     params = [p for group in optimizer.param_groups for p in group["params"]]
     optimizer.zero_grad(set_to_none=True)
     for idx, images in batches(source, train_idx, settings.batch_size, shuffle=True, generator=ctx.generator):
-        x = augment(images, spec, train=True, generator=ctx.generator).to(device)  # [B, 3, S, S]
+        x = model_input(images, spec, True, ctx.generator, device)  # images [B, 3, S, S] or cached features
         batch = {"image": x, "target": torch.as_tensor(targets[idx], device=device)}
         losses = model.training_loss(batch, ctx)
         loss = losses["total"]
@@ -105,6 +108,22 @@ def _step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], clip: fl
     optimizer.zero_grad(set_to_none=True)
 
 
+def model_input(
+    raw: torch.Tensor | FeatureBatch,
+    spec: TransformSpec,
+    train: bool,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> torch.Tensor | dict[str, torch.Tensor]:
+    """A batch from a source as the model's input, on ``device``: uint8 images [B, 3, S, S] augmented; cached
+    features with, when training flips, each sample's flipped view drawn exactly as the image flip would be."""
+    if not isinstance(raw, FeatureBatch):
+        return augment(raw, spec, train=train, generator=generator).to(device)
+    flip = torch.rand(len(raw), generator=generator) < 0.5 if train and spec.hflip else None  # = random_hflip
+    x = raw.select(flip)
+    return x.to(device) if isinstance(x, torch.Tensor) else {k: v.to(device) for k, v in x.items()}
+
+
 @torch.no_grad()
 def class_scores(
     model: ZslModel,
@@ -119,7 +138,7 @@ def class_scores(
     model.eval()
     chunks = []
     for _, images in batches(source, indices, batch_size):
-        x = augment(images, spec, train=False).to(device)
+        x = model_input(images, spec, False, None, device)
         chunks.append(model.class_scores(model(x), class_att).float().cpu())
     return torch.cat(chunks).numpy()
 

@@ -18,16 +18,16 @@ import torch
 
 from zsl_bench import metrics
 from zsl_bench.config import ExperimentConfig, to_dict, validate
-from zsl_bench.data.datasets import load_dataset
 from zsl_bench.data.protocol import Protocol, make_protocol
-from zsl_bench.data.stream import ImageSource, open_images
+from zsl_bench.data.stream import ImageSource
 from zsl_bench.data.transforms import TransformSpec, transform_for
-from zsl_bench.engine import checkpoint
-from zsl_bench.engine.loops import TrainSettings, class_pools, class_scores, image_sampler, to_score_space, train_epoch
+from zsl_bench.engine import checkpoint, distributed
+from zsl_bench.engine.features import load_trial_dataset, open_inputs
+from zsl_bench.engine.loops import TrainSettings, class_pools, class_scores, image_sampler, to_score_space
 from zsl_bench.engine.optim import build_optimizer, start_epoch
 from zsl_bench.engine.selection import select_by_test, select_by_val
 from zsl_bench.errors import TrialFailed, UserError
-from zsl_bench.models import ZslModel, build_model
+from zsl_bench.models import ZslModel, build_model, dataset_options
 from zsl_bench.models.base import TrainContext
 from zsl_bench.rundir import RunWriter, UnreadableRun, read_run
 
@@ -61,20 +61,21 @@ def run_trial(
     cfg = config if isinstance(config, ExperimentConfig) else validate(config, "trial config")
     cfg = _with_provenance(cfg)
     run_dir = Path(run_dir)
+    strategy = distributed.from_config(cfg)  # single, or this worker's part of a ddp/deepspeed process group
     if init_from is not None:
         state = checkpoint.load(Path(init_from))
         if state is None:
             raise TrialFailed(f"cannot read the checkpoint to start from: {init_from}")
         state = {**state, "compute_s": 0.0}  # this run's compute is its own; the source counts its epochs
-        writer = RunWriter(run_dir)
+        writer = strategy.writer(run_dir)
         writer.inherit_metrics(Path(init_from).parents[1], up_to=state["epoch"])
     else:
         state = _resumable_state(cfg, run_dir) if resume else None
         if state is not None and "summary" in state:
             return state["summary"]
-        writer = RunWriter(run_dir, resume_after=state["epoch"] if state else None)
+        writer = strategy.writer(run_dir, resume_after=state["epoch"] if state else None)
     writer.config(to_dict(cfg))
-    trial = _Trial(cfg, writer, state)
+    trial = _Trial(cfg, writer, state, strategy)
     try:
         trial.run(report)
     except SystemExit:  # a scheduler (ASHA) stopped the trial
@@ -109,14 +110,21 @@ def _resumable_state(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any] | N
 class _Trial:
     """The state of one running trial: its config, writer and per-epoch history."""
 
-    def __init__(self, cfg: ExperimentConfig, writer: RunWriter, state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        writer: RunWriter,
+        state: dict[str, Any] | None = None,
+        strategy: distributed.Single = distributed.SINGLE,
+    ) -> None:
         self.cfg = cfg
+        self.strategy = strategy
         self.writer = writer
         self.state = state  # a checkpoint to continue from
         self.history: list[dict[str, Any]] = list(state["history"]) if state else []
         self.final: dict[str, Any] = {}  # the summary written with ``done``
         self.start = time.perf_counter() - (state["compute_s"] if state else 0.0)
-        self.device = _device(cfg.train.device)
+        self.device = strategy.device(_device(cfg.train.device))
         self.model_info: dict[str, Any] = {}  # what the model says about itself (weights, embeddings used)
 
     def summary(self, status: str) -> dict[str, Any]:
@@ -128,6 +136,7 @@ class _Trial:
             "compute_s": round(time.perf_counter() - self.start, 3),
             "device": str(self.device),
             "stage": self.cfg.meta.stage,
+            **self.strategy.summary_info(),
             **({"model_info": self.model_info} if self.model_info else {}),
         }
 
@@ -143,43 +152,45 @@ class _Trial:
         epoch = self.history[-1]["epoch"]
         state = {
             "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
             "generator": gen.get_state(),
             "history": self.history,
             "compute_s": time.perf_counter() - self.start,
         }
         best = select_by_val(self.history)["epoch"] == epoch
-        checkpoint.save(self.writer.dir, state, best=best, keep=self.cfg.train.keep_checkpoints)
+        # single/ddp: with the model and optimiser state dicts; deepspeed: its own checkpoint beside
+        self.strategy.save_checkpoint(self.writer.dir, state, model, optimizer, best, self.cfg.train.keep_checkpoints)
 
     def run(self, report: Report | None) -> None:
         cfg, device = self.cfg, self.device
         _seed_everything(cfg.train.seed)
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
-        data = load_dataset(cfg.data.name, cfg.data.root)
+        data = load_trial_dataset(cfg.data)  # images, or feature vectors (data.features)
         proto = make_protocol(data.split, data.labels, cfg.meta.stage, cfg.data.holdout_frac, seed=_SPLIT_SEED)
 
         spec = transform_for(cfg.model.name, cfg.data.name, cfg.data.image_size)
         spec = replace(spec, hflip=spec.hflip and cfg.train.hflip)
         # the model first: a missing pretrained file or an offline hub id fails before any image is decoded
-        model = build_model(cfg.model.name, data.split.num_attributes, spec.size, **cfg.model.options)
+        options = dataset_options(cfg.model.name, data.name, str(Path(data.root).resolve()), cfg.model.options)
+        model = build_model(cfg.model.name, data.split.num_attributes, spec.size, **options)
         self.model_info = model.provenance() if isinstance(model, ZslModel) else {}
         optimizer = build_optimizer(model, cfg)
-        cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else None
-        source = open_images(data, spec, cache_dir)
+        # images; feature vectors; or, with a frozen backbone, its cached outputs and the head-only model
+        model, source, spec = open_inputs(cfg, data, spec, model, device, self.state)
         att = torch.as_tensor(data.split.att, dtype=torch.float32, device=device)  # [C, A]
         targets = np.searchsorted(proto.train_classes, data.labels)  # [N]: row of the seen classes (train images)
 
         gen = torch.Generator().manual_seed(cfg.train.seed)
         first_epoch = 1
         if self.state is not None:
-            model.load_state_dict(self.state["model"])
-            optimizer.load_state_dict(self.state["optimizer"])
+            if "model" in self.state:  # (deepspeed loads its own checkpoint in setup)
+                model.load_state_dict(self.state["model"])
+                optimizer.load_state_dict(self.state["optimizer"])
             gen.set_state(self.state["generator"])
             first_epoch = self.state["epoch"] + 1
             log.info("%s: resuming after epoch %d", self.writer.dir, self.state["epoch"])
         model.to(device)
+        optimizer = self.strategy.setup(model, optimizer, self.state, self.writer.dir)
         pools = class_pools(data.labels, proto.train_idx, proto.train_classes)
         settings = TrainSettings(cfg.train.batch_size, cfg.train.grad_accum, cfg.train.grad_clip)
 
@@ -194,12 +205,16 @@ class _Trial:
             )
             start_epoch(optimizer, cfg, epoch)
             try:
-                losses = train_epoch(model, optimizer, source, proto.train_idx, targets, ctx, settings, spec, device)
+                losses = self.strategy.train_epoch(
+                    model, optimizer, source, proto.train_idx, targets, ctx, settings, spec, device
+                )
             except FloatingPointError as exc:
                 raise TrialFailed(f"epoch {epoch}: {exc}") from None
             loss = losses["total"]
             parts = {k: round(v, 6) for k, v in losses.items() if k != "total"}
-            results, test_scores = _evaluate(model, source, spec, data.labels, proto, att, cfg, device)
+            results, test_scores = _evaluate(
+                model, source, spec, data.labels, proto, att, cfg, device, self.strategy.class_scores
+            )
             elapsed = round(time.perf_counter() - self.start, 3)
             lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
             for split, rec in results.items():
@@ -230,6 +245,7 @@ class _Trial:
                 report(flat)
         if not self.final and self.history:  # the state it started from already covered every epoch
             self.finish("completed")
+        self.strategy.end()
 
 
 def _evaluate(
@@ -241,6 +257,7 @@ def _evaluate(
     att: torch.Tensor,
     cfg: ExperimentConfig,
     device: torch.device,
+    scores_of: Callable[..., np.ndarray] = class_scores,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """CZSL and GZSL on every evaluation set; gamma is chosen on ``val`` (or fixed by the config).
 
@@ -252,7 +269,7 @@ def _evaluate(
     out = {}
     for ev in proto.evals:  # "val" precedes "test", so test reuses the gamma chosen on val
         idx = ev.indices
-        raw = class_scores(model, source, idx, att, cfg.eval.batch_size, spec, device)
+        raw = scores_of(model, source, idx, att, cfg.eval.batch_size, spec, device)
         scores = to_score_space(raw, np.concatenate([ev.seen_classes, ev.unseen_classes]), cfg.eval.score_space)
         y = labels[idx]
         if gamma is None:

@@ -110,7 +110,12 @@ class AttributeModel(ZslModel):
 
     Loss: cross-entropy over the seen classes, plus ``attr_weight`` x MSE between ``attr`` and the target class's
     attribute vector (both unit-normalised under cosine scoring).
+
+    ``forward = forward_head ∘ forward_backbone``; :data:`HEAD_OPTIONS` are the factory options that change only
+    the head, so a frozen backbone's cached features serve every value of them.
     """
+
+    HEAD_OPTIONS = ("scoring", "scale", "attr_weight", "dropout", "key_dim")
 
     def __init__(self, backbone: nn.Module, head: nn.Module, scorer: Scorer, attr_weight: float = 0.0) -> None:
         super().__init__()
@@ -124,9 +129,21 @@ class AttributeModel(ZslModel):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """images [B, 3, H, W] → {"attr": [B, A], "features": [B, D], "attention": [B, A, N] (attention head)}."""
+        return self.forward_head(self.forward_backbone(images))
+
+    def forward_backbone(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images [B, 3, H, W] → what the head consumes: {"pooled": [B, D]}, plus "tokens" [B, N, D] (contiguous)
+        for the attention head. With a frozen backbone the feature cache stores these."""
         feats = self.backbone(images)
-        out = self.head(feats["pooled"], feats["tokens"])
-        return {**out, "features": feats["pooled"]}
+        out = {"pooled": feats["pooled"]}
+        if isinstance(self.head, TokenAttentionHead):
+            out["tokens"] = feats["tokens"].contiguous()
+        return out
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`forward_backbone`'s dict → {"attr": [B, A], "features": [B, D], "attention" (attention head)}."""
+        out = self.head(features["pooled"], features.get("tokens"))
+        return {**out, "features": features["pooled"]}
 
     def class_scores(self, out: dict[str, torch.Tensor], class_attributes: torch.Tensor) -> torch.Tensor:
         """``out["attr"]`` [B, A] against ``class_attributes`` [C, A] → [B, C] (dot or scaled cosine)."""

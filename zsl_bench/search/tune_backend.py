@@ -125,6 +125,7 @@ def run_sweep(
     start = time.perf_counter()
     sweep_dir = (results_root / name).resolve()
     ray_dir = sweep_dir / "_ray"
+    workers = workers_per_trial(space, base)
     if not resume and any(True for _ in find_run_dirs(sweep_dir)):
         raise UserError(f"sweep {name!r} already has runs in {sweep_dir}; pass --resume to continue it or --name NEW")
     ray_dir.mkdir(parents=True, exist_ok=True)
@@ -144,9 +145,7 @@ def run_sweep(
 
     import ray
 
-    base_tree = to_dict(base)
-    if base_tree["data"]["root"]:  # trials run in other processes: make the data path absolute
-        base_tree["data"]["root"] = str(Path(base_tree["data"]["root"]).resolve())
+    base_tree = absolute_paths(to_dict(base))  # trials run in other processes and working directories
     if objective is None:
         from zsl_bench.engine import run_trial as objective
     if address:
@@ -155,12 +154,15 @@ def run_sweep(
         ray.init(
             address="local",
             num_cpus=num_cpus or os.cpu_count(),
-            include_dashboard=False,
+            # multi-worker trials need it: when Tune stops one, Ray Train frees its workers through the State API
+            include_dashboard=bool(workers),
             log_to_driver=False,
             logging_level=logging.WARNING,
         )
     outcome = SweepOutcome(name=name, sweep_dir=sweep_dir)
     try:
+        if workers:
+            space = _fit_concurrency(space, workers)
         settings = space.sweep
         grid = _search_stage(space, base_tree, name, sweep_dir, ray_dir, resume, objective, "search")
         _record_crashes(grid, sweep_dir)
@@ -198,9 +200,10 @@ def _search_stage(
             cfg.train.num_threads = max(1, int(settings.resources_per_trial.cpu))
         if settings.scheduler == "pbt":
             cfg.train.keep_checkpoints = max(cfg.train.keep_checkpoints, 3)  # the epochs other trials may copy
-        _run_objective(objective, cfg, sweep_dir / trial_id)
+        _run_objective(objective, cfg, sweep_dir / trial_id, settings, ray_dir)
 
-    wrapped = tune.with_resources(trainable, _resources(settings))
+    multi = base_tree["train"]["strategy"] != "single"
+    wrapped = tune.with_resources(trainable, _resources(settings, multi))
     param_space = {key: to_tune_domain(p) for key, p in space.space.items()}
     path = ray_dir / experiment
     if resume and tune.Tuner.can_restore(str(path)):
@@ -215,10 +218,10 @@ def _search_stage(
                 metric=settings.metric,
                 mode=settings.mode,
                 search_alg=_searcher(settings, ray_dir),
-                scheduler=_scheduler(settings, base_tree["train"]["epochs"], space.space),
+                scheduler=_scheduler(settings, base_tree["train"]["epochs"], space.space, multi),
                 num_samples=settings.num_samples,
                 max_concurrent_trials=settings.max_concurrent,
-                reuse_actors=True,
+                reuse_actors=not multi,  # a driver blocked in trainer.fit() cannot be reset for the next trial
             ),
             run_config=_run_config(experiment, ray_dir, settings.max_failures),
         )
@@ -264,12 +267,13 @@ def _replay_stage(
         cfg = validate(run["config"], f"{label} run {run['name']}")
         if cfg.train.num_threads is None:
             cfg.train.num_threads = max(1, int(settings.resources_per_trial.cpu))
-        _run_objective(objective, cfg, sweep_dir / run["name"])
+        _run_objective(objective, cfg, sweep_dir / run["name"], settings, ray_dir)
 
+    multi = any(r.config["train"].get("strategy", "single") != "single" for r in runs)
     tuner = tune.Tuner(
-        tune.with_resources(trainable, _resources(settings)),
+        tune.with_resources(trainable, _resources(settings, multi)),
         param_space={"run": tune.grid_search([{"name": r.name, "config": r.config} for r in runs])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, reuse_actors=True),
+        tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, reuse_actors=not multi),
         run_config=_run_config(f"{label}-{time.strftime('%Y%m%d-%H%M%S')}", ray_dir, settings.max_failures),
     )
     grid = tuner.fit()
@@ -277,10 +281,17 @@ def _replay_stage(
     return grid
 
 
-def _run_objective(objective: Objective, cfg: ExperimentConfig, run_dir: Path) -> None:
+def _run_objective(
+    objective: Objective, cfg: ExperimentConfig, run_dir: Path, settings: SweepSettings, ray_dir: Path
+) -> None:
     """Call the objective with a report that also hands Tune a tiny checkpoint (the epoch reached), so a
-    restored or retried trial keeps its iteration count; the weights live in the run directory."""
+    restored or retried trial keeps its iteration count; the weights live in the run directory. A ``ddp`` or
+    ``deepspeed`` config runs in ``train.num_workers`` Ray Train workers instead (:func:`_run_workers`)."""
     from ray import tune
+
+    if cfg.train.strategy != "single":
+        _run_workers(objective, cfg, run_dir, settings, ray_dir)
+        return
 
     def report(metrics: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -295,6 +306,84 @@ def _run_objective(objective: Objective, cfg: ExperimentConfig, run_dir: Path) -
         objective(cfg, run_dir, report=report, **extra)
     except TrialFailed:
         return  # recorded in error.txt; a diverged trial is not retried
+
+
+def _run_workers(
+    objective: Objective, cfg: ExperimentConfig, run_dir: Path, settings: SweepSettings, ray_dir: Path
+) -> None:
+    """This Tune trial (a driver holding no CPU) trains in a Ray Train ``TorchTrainer`` of ``num_workers`` workers
+    with ``resources_per_trial`` each; every worker calls the objective, and rank 0's per-epoch report reaches
+    Tune (``TuneReportCallback``), so ASHA can stop the trial. Checkpoints are the run directory's own
+    (DeepSpeed's ``save_checkpoint`` under ``checkpoint/``): a restored or retried trial resumes from them."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    res = settings.resources_per_trial
+    per_worker = {"CPU": res.cpu, **({"GPU": res.gpu} if res.gpu else {})}
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    trainer = TorchTrainer(
+        _train_worker,
+        train_loop_config={"config": to_dict(cfg), "run_dir": str(run_dir), "objective": objective},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.train.num_workers, use_gpu=res.gpu > 0, resources_per_worker=per_worker
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"{run_dir.name}-{stamp}", storage_path=str(ray_dir / "train"), callbacks=[TuneReportCallback()]
+        ),
+    )
+    trainer.fit()  # Tune may end this process inside it (a stopped trial): nothing essential follows
+
+
+def _train_worker(loop_config: dict[str, Any]) -> None:
+    """One Ray Train worker of a multi-worker trial (Ray Train made the process group): run the objective;
+    every rank reports every epoch (a Ray Train report is a barrier), rank 0's metrics are Tune's."""
+    import ray.train
+
+    cfg = validate(loop_config["config"], "sweep trial")
+    try:
+        loop_config["objective"](cfg, Path(loop_config["run_dir"]), report=ray.train.report)
+    except TrialFailed:
+        return  # recorded in error.txt on every rank's behalf; a diverged trial is not retried
+
+
+def workers_per_trial(space: SearchSpace, base: ExperimentConfig) -> int:
+    """0 for trials in one process; else the ``train.num_workers`` every trial trains with (``ddp`` or
+    ``deepspeed``). The strategy and the worker count are fixed for a sweep; PBT needs single-process trials."""
+    if base.train.strategy == "single":
+        return 0
+    searched = sorted(k for k in space.space if k in ("train.strategy", "train.num_workers"))
+    if searched:
+        raise UserError(f"the space searches {', '.join(searched)}; set them under 'set' (fixed for a sweep)")
+    if space.sweep.scheduler == "pbt":
+        raise UserError(
+            f"scheduler pbt needs single-process trials (train.strategy={base.train.strategy}); use asha or fifo"
+        )
+    from zsl_bench.engine import distributed
+
+    distributed.check(base)  # e.g. DeepSpeed missing: one line before Ray starts
+    return base.train.num_workers
+
+
+def _fit_concurrency(space: SearchSpace, workers: int) -> SearchSpace:
+    """Cap ``max_concurrent`` at the multi-worker trials the cluster holds at once (a trial whose workers
+    cannot be placed would wait and time out in a loop)."""
+    import ray
+
+    res = space.sweep.resources_per_trial
+    total = ray.cluster_resources()
+    fits = int(total.get("CPU", 0) // (workers * res.cpu))
+    if res.gpu:
+        fits = min(fits, int(total.get("GPU", 0) // (workers * res.gpu)))
+    if fits < 1:
+        raise UserError(
+            f"a trial needs {workers} workers x {res.cpu:g} CPU{f' x {res.gpu:g} GPU' if res.gpu else ''}, more than "
+            f"the cluster has ({total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU); lower resources_per_trial"
+        )
+    if fits >= space.sweep.max_concurrent:
+        return space
+    log.warning("max_concurrent %d -> %d: that many %d-worker trials fit", space.sweep.max_concurrent, fits, workers)
+    return space.model_copy(update={"sweep": space.sweep.model_copy(update={"max_concurrent": fits})})
 
 
 def _foreign_checkpoint(run_dir: Path) -> Path | None:
@@ -318,12 +407,16 @@ def _foreign_checkpoint(run_dir: Path) -> Path | None:
 def _record_crashes(grid: Any, sweep_dir: Path, name_of: Callable[[Any], str] | None = None) -> None:
     """Trials that died without writing ``error.txt`` (killed for memory, lost worker) get one from Tune."""
     for result in grid:
-        if result.error is None:
-            continue
         run_name = name_of(result) if name_of else _trial_id(result)
         run_dir = sweep_dir / run_name
-        if run_dir.is_dir() and not (run_dir / ERROR).exists() and not (run_dir / DONE).exists():
+        if not run_dir.is_dir() or (run_dir / ERROR).exists() or (run_dir / DONE).exists():
+            continue
+        if result.error is not None:
             RunWriter.record_error(run_dir, f"{type(result.error).__name__}: {result.error}")
+        else:  # a multi-worker trial the scheduler ended: Tune killed its workers before they could finalise
+            from zsl_bench.engine.distributed import mark_stopped
+
+            mark_stopped(run_dir)
 
 
 _TRIAL_DIR = re.compile(r"^trainable_([0-9a-f]+(?:_\d{5})?)_")
@@ -381,11 +474,13 @@ def _dotted(tree: dict[str, Any], key: str) -> Any:
     return node
 
 
-def _resources(settings: SweepSettings) -> dict[str, float]:
+def _resources(settings: SweepSettings, multi_worker: bool = False) -> dict[str, float]:
+    if multi_worker:  # the driver of a TorchTrainer holds nothing; a 1-byte memory bundle keeps the request valid
+        return {"cpu": 0, "memory": 1}
     return {"cpu": settings.resources_per_trial.cpu, "gpu": settings.resources_per_trial.gpu}
 
 
-def _scheduler(settings: SweepSettings, epochs: int, space: dict[str, Param]) -> Any:
+def _scheduler(settings: SweepSettings, epochs: int, space: dict[str, Param], multi_worker: bool = False) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
     if settings.scheduler == "fifo":
@@ -397,7 +492,8 @@ def _scheduler(settings: SweepSettings, epochs: int, space: dict[str, Param]) ->
             hyperparam_mutations={key: to_tune_domain(p) for key, p in space.items()},
         )
     return ASHAScheduler(
-        time_attr="training_iteration",
+        # a multi-worker trial hands Tune no checkpoint, so a restored one restarts its iteration count: use its epoch
+        time_attr="epoch" if multi_worker else "training_iteration",
         max_t=epochs,
         grace_period=min(settings.grace_period, epochs),
         reduction_factor=settings.reduction_factor,
@@ -428,3 +524,20 @@ def _run_config(name: str, ray_dir: Path, max_failures: int) -> Any:
         verbose=1,
         failure_config=tune.FailureConfig(max_failures=max_failures),
     )
+
+
+def absolute_paths(tree: dict[str, Any]) -> dict[str, Any]:
+    """``tree`` (a config dict) with its relative paths made absolute against this process's working directory:
+    ``data.root`` (its default ``data/<name>`` when unset), ``data.cache_dir`` and every ``model.options`` string
+    that names an existing file or directory (``pretrained``, ``attribute_embeddings``, …)."""
+    from zsl_bench.data.datasets import default_root
+
+    data = tree["data"]
+    data["root"] = str(Path(data["root"] or default_root(data["name"])).resolve())
+    if data.get("cache_dir"):
+        data["cache_dir"] = str(Path(data["cache_dir"]).resolve())
+    options = tree["model"]["options"]
+    for key, value in options.items():
+        if isinstance(value, str) and value and not Path(value).is_absolute() and Path(value).exists():
+            options[key] = str(Path(value).resolve())
+    return tree

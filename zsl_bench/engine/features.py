@@ -1,0 +1,273 @@
+"""What a trial trains on when it need not run a backbone: feature datasets and the frozen-backbone feature cache.
+
+:func:`open_inputs` decides, after the model is built:
+
+* a feature dataset (``data.features``, a :class:`~zsl_bench.data.features.FeatureDataset`): its feature source,
+  for a model that consumes feature vectors (``consumes = "features"``, the classic heads);
+* ``model.freeze_backbone`` with ``data.feature_cache`` (the default): the backbone's outputs
+  (``model.forward_backbone(images)``, a tensor or a dict of tensors) for every image of the dataset, extracted
+  once into the :class:`~zsl_bench.data.features.FeatureStore` and memory-mapped by every trial that asks for
+  the same key; the trial then trains :class:`HeadOnly` (``forward = model.forward_head``). With ``train.hflip``
+  the features of the flipped images are cached too, and each training sample takes the flipped view with the
+  same draw from the trial's generator as the image path's random flip: both paths give identical metrics;
+* anything else: the images, as before.
+
+The cache key hashes everything the cached tensors depend on: the model name and class, the model options that
+are not head-only (``HEAD_OPTIONS`` of the model class), the bytes of the backbone's state dict (so pretrained
+weights from a file, or a random init that depends on the seed, give their own entries), the dataset (name, root,
+digest of the ordered image list), the deterministic transform and whether the flipped view is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from zsl_bench.config import DataConfig, ExperimentConfig
+from zsl_bench.data.cache import list_digest
+from zsl_bench.data.datasets import ZslDataset, load_dataset
+from zsl_bench.data.features import (
+    FLIP_SUFFIX,
+    SINGLE,
+    FeatureDataset,
+    FeatureSource,
+    FeatureStore,
+    Writer,
+    load_feature_dataset,
+)
+from zsl_bench.data.stream import ImageSource, batches, open_images
+from zsl_bench.data.transforms import TransformSpec, augment
+from zsl_bench.errors import UserError
+from zsl_bench.models.base import ZslModel
+
+log = logging.getLogger(__name__)
+
+KEY_VERSION = 1  # bump when what an entry holds changes meaning
+
+
+def load_trial_dataset(data: DataConfig) -> ZslDataset:
+    """The dataset of a trial: with ``data.features`` a :class:`FeatureDataset` (no images needed), else images."""
+    if data.features:
+        return load_feature_dataset(data.name, data.root, data.features)
+    return load_dataset(data.name, data.root)
+
+
+class HeadOnly(ZslModel):
+    """The head of a model with a frozen backbone, as a model of its own.
+
+    ``forward(features)`` is ``model.forward_head(features)`` (features: what ``model.forward_backbone`` returns,
+    a tensor or dict of tensors with a leading batch dimension). ``loss``, ``class_scores``, ``param_groups``
+    (minus the backbone's parameters), ``freeze_backbone`` delegate; ``state_dict``/``load_state_dict`` are the
+    full model's, so checkpoints are the same with and without the cache.
+    """
+
+    consumes = "features"
+
+    def __init__(self, model: ZslModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.model.forward_head(features)
+
+    def class_scores(self, out: dict[str, torch.Tensor], class_attributes: torch.Tensor) -> torch.Tensor:
+        return self.model.class_scores(out, class_attributes)
+
+    def loss(
+        self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], class_attributes_seen: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        return self.model.loss(out, batch, class_attributes_seen)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]] | None:
+        groups = self.model.param_groups()
+        if groups is None:
+            return None
+        frozen = {id(p) for p in self.model.backbone_parameters()}
+        return {name: [p for p in params if id(p) not in frozen] for name, params in groups.items()}
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.backbone_parameters())
+
+    def freeze_backbone(self) -> None:
+        self.model.freeze_backbone()
+
+    def provenance(self) -> dict[str, str]:
+        return self.model.provenance()
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return self.model.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:  # type: ignore[override]
+        return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def open_inputs(
+    cfg: ExperimentConfig,
+    data: ZslDataset,
+    spec: TransformSpec,
+    model: ZslModel,
+    device: torch.device,
+    state: dict[str, Any] | None = None,
+) -> tuple[ZslModel, ImageSource | FeatureSource, TransformSpec]:
+    """(model to train, source of its inputs, transform) for a trial; see the module docstring.
+
+    Call it after ``build_optimizer`` (which freezes the backbone). ``state``: the checkpoint the trial continues
+    from; its weights are loaded first, so the features come from the backbone that will be used.
+    """
+    name = cfg.model.name
+    wants_features = getattr(model, "consumes", "images") == "features"
+    if isinstance(data, FeatureDataset):
+        if not wants_features:
+            raise UserError(
+                f"data.features={cfg.data.features} gives feature vectors, but model {name!r} takes images; use a "
+                "feature model (eszsl, ale, devise, sje) or unset data.features"
+            )
+        assert data.source is not None
+        return model, data.source, replace(spec, hflip=False)
+    if wants_features:
+        raise UserError(f"model {name!r} trains on feature vectors; set data.features=res101 (the xlsa17 features)")
+    cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else None
+    if not cfg.model.freeze_backbone:
+        return model, open_images(data, spec, cache_dir), spec
+    if not cfg.data.feature_cache:
+        log.info("feature cache off (data.feature_cache=false): the frozen backbone runs at every step")
+        return model, open_images(data, spec, cache_dir), spec
+    check_cacheable(model, name)
+    if state is not None and "model" in state:  # (a deepspeed checkpoint is loaded later, by its engine)
+        model.load_state_dict(state["model"])
+    source = cached_features(model, cfg, data, spec, device)
+    return HeadOnly(model), source, spec
+
+
+def check_cacheable(model: nn.Module, name: str) -> None:
+    """Raise ``UserError`` unless ``model`` splits into ``forward_backbone``/``forward_head`` with the default
+    training step (a model that needs the images in its step, like DUET, cannot train from cached features)."""
+    missing = [m for m in ("forward_backbone", "forward_head") if not callable(getattr(model, m, None))]
+    if missing:
+        raise UserError(
+            f"model {name!r} cannot train from the feature cache (it has no {' / '.join(missing)}); "
+            "set data.feature_cache=false to train it with a frozen backbone from the images"
+        )
+    if type(model).training_loss is not ZslModel.training_loss:
+        raise UserError(
+            f"model {name!r} has its own training step, which needs the images; "
+            "set data.feature_cache=false to train it with a frozen backbone from the images"
+        )
+
+
+def cached_features(
+    model: ZslModel, cfg: ExperimentConfig, data: ZslDataset, spec: TransformSpec, device: torch.device
+) -> FeatureSource:
+    """The feature-cache entry of ``model``'s backbone on every image of ``data`` under ``spec``: opened, or
+    extracted (once across processes) and then opened."""
+    describe = describe_backbone(model, cfg.model.name, cfg.model.options, data, spec)
+    key = cache_key(describe)
+    store = FeatureStore(cfg.data.feature_cache_dir)
+    if spec.hflip:
+        log.info("feature cache: train.hflip is on, so the flipped images' features are cached too")
+    cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else None
+
+    def build(writer: Writer) -> dict[str, Any]:
+        log.info("feature cache: extracting %s (%d images) into %s", key, len(data.image_paths), store.root)
+        images = open_images(data, spec, cache_dir)
+        return extract(model, images, spec, writer, cfg.eval.batch_size, device)
+
+    source, built = store.open(key, describe, build, len(data.image_paths))
+    if not built:
+        log.info("feature cache: reusing %s from %s", key, store.root)
+    return source
+
+
+def describe_backbone(
+    model: nn.Module, name: str, options: dict[str, Any], data: ZslDataset, spec: TransformSpec
+) -> dict[str, Any]:
+    """Everything a cached entry depends on (JSON), hashed into its key and kept in its ``meta.json``."""
+    head_only = set(getattr(model, "HEAD_OPTIONS", ()))
+    return {
+        "version": KEY_VERSION,
+        "model": name,
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "options": {k: v for k, v in sorted(options.items()) if k not in head_only},
+        "weights": weights_digest(backbone_state(model)),
+        "dataset": data.name,
+        "root": str(data.root),
+        "images": list_digest(data.image_paths) if data.image_paths else "",
+        "transform": {
+            "resize": spec.resize,
+            "crop": spec.crop,
+            "resize_mode": spec.resize_mode,
+            "interpolation": spec.interpolation,
+            "norm": spec.norm,
+        },
+        "hflip": spec.hflip,
+    }
+
+
+def backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors the backbone's outputs depend on: ``model.backbone_state()`` if defined, else the state dict of
+    ``model.backbone`` (parameters and buffers, e.g. BatchNorm statistics), else — conservatively — the whole
+    model's state dict."""
+    hook = getattr(model, "backbone_state", None)
+    if callable(hook):
+        return hook()
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module):
+        return backbone.state_dict()
+    return model.state_dict()
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of ``state``'s tensors (sorted by name)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def cache_key(describe: dict[str, Any]) -> str:
+    """``<model>-<dataset>-<16 hex digits of sha256 over describe>``: the entry's directory name."""
+    digest = hashlib.sha256(json.dumps(describe, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{describe['model']}-{describe['dataset']}-{digest[:16]}"
+
+
+@torch.no_grad()
+def extract(
+    model: nn.Module,
+    images: ImageSource,
+    spec: TransformSpec,
+    writer: Writer,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Run ``model.forward_backbone`` on every image of ``images`` (in order, eval mode, no flip) — and on the
+    flipped images when ``spec.hflip`` — into ``writer``; returns ``names``, ``single``, ``hflip``, ``device``."""
+    was_training = model.training
+    model.eval()
+    model.to(device)
+    names: list[str] = []
+    single = False
+    try:
+        for _, pixels in batches(images, np.arange(len(images)), batch_size):
+            views = [("", pixels), (FLIP_SUFFIX, pixels.flip(-1))] if spec.hflip else [("", pixels)]
+            for suffix, view in views:
+                out = model.forward_backbone(augment(view, spec, train=False).to(device))
+                if isinstance(out, torch.Tensor):
+                    single, out = True, {SINGLE: out}
+                if not isinstance(out, dict) or not all(isinstance(t, torch.Tensor) for t in out.values()):
+                    raise TypeError(f"forward_backbone must return a tensor or a dict of tensors, not {type(out)}")
+                names = sorted(out)
+                for name in names:
+                    writer.add(name + suffix, out[name])
+    finally:
+        model.train(was_training)
+    return {"names": names, "single": single, "hflip": spec.hflip, "device": str(device)}

@@ -1,0 +1,146 @@
+"""DUET's random choices (models.md §2.3): the attribute to mask, the dropped attributes, and the contrastive pairs.
+
+Everything works on the *seen* classes (rows of ``ClassStats``) and draws from a ``torch.Generator``:
+
+* :func:`choose_masked`: among the attributes a class has, one drawn ∝ min-max-scaled tf-idf (1 / number of seen
+  classes having it), so rare attributes are masked more often;
+* :func:`drop_attributes`: every other present attribute is dropped with probability ``rate``; :func:`prune` then
+  drops more until the prompt fits the token budget (the target is always kept);
+* :func:`choose_positive`: a *dissimilar* class that shares the masked attribute k — among the seen classes having
+  k, the ⌊n/2⌋+1 with the largest Manhattan distance to the anchor, one drawn ∝ distance;
+* :func:`choose_negatives`: *similar* classes with a conflicting value in k's group — none of the anchor's values
+  of that group ("cannot"), at least one it lacks ("need"); the ⌊n/2⌋+1 nearest, two drawn ∝ 1/distance without
+  replacement, two texts each (four negatives), each text targeting a random "need" value the class has. With no
+  such class: the nearest classes lacking k, targeting one of their values of k's group (else any of theirs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ClassStats:
+    """Statistics of the seen classes that the sampling uses.
+
+    Attributes:
+        binary: [S, A] bool binary attributes of the seen classes.
+        deal: [S, A] seen class attributes min-max scaled globally to [0, 1] (DUET's ``attribute_deal``).
+        manh: [S, S] squared Manhattan distance of ``deal`` rows, 1 on the diagonal.
+        rarity: [A] min-max-scaled tf-idf (1 / #seen classes having the attribute; 0 where none has it).
+        group_of: [A] long group index of each attribute.
+    """
+
+    binary: torch.Tensor
+    deal: torch.Tensor
+    manh: torch.Tensor
+    rarity: torch.Tensor
+    group_of: torch.Tensor
+
+
+def class_stats(att_seen: torch.Tensor, binary_seen: torch.Tensor, group_of: torch.Tensor) -> ClassStats:
+    """:class:`ClassStats` from the seen classes' attributes [S, A], binary attributes [S, A] and groups [A]."""
+    att = att_seen.detach().float().cpu()
+    lo, hi = att.min(), att.max()
+    deal = (att - lo) / (hi - lo) if hi > lo else torch.zeros_like(att)
+    manh = torch.cdist(deal, deal, p=1.0) ** 2
+    manh.fill_diagonal_(1.0)
+    binary = binary_seen.detach().bool().cpu()
+    count = binary.sum(0).float()
+    tfidf = torch.where(count > 0, 1.0 / count.clamp_min(1.0), torch.zeros_like(count))
+    used = count > 0
+    rarity = torch.zeros_like(tfidf)
+    if used.any():
+        t = tfidf[used]
+        span = t.max() - t.min()
+        rarity[used] = (t - t.min()) / span if span > 0 else torch.ones_like(t)
+    return ClassStats(binary, deal, manh, rarity, group_of.long().cpu())
+
+
+def _draw(weights: torch.Tensor, gen: torch.Generator, n: int = 1) -> list[int]:
+    """``n`` indices ∝ ``weights`` without replacement (uniform over the positive-support fallback)."""
+    w = weights.double().clamp_min(0.0)
+    if not torch.isfinite(w).all() or w.sum() <= 0:
+        w = torch.ones_like(w)
+    n = min(n, int((w > 0).sum()))
+    return torch.multinomial(w, n, replacement=False, generator=gen).tolist()
+
+
+def present(stats: ClassStats, row: int) -> list[int]:
+    """The attribute indices seen class ``row`` has."""
+    return stats.binary[row].nonzero().flatten().tolist()
+
+
+def choose_masked(stats: ClassStats, row: int, gen: torch.Generator) -> int:
+    """The attribute of class ``row`` to mask, drawn ∝ rarity among its attributes; -1 when it has none."""
+    have = present(stats, row)
+    if not have:
+        return -1
+    return have[_draw(stats.rarity[have], gen)[0]]
+
+
+def drop_attributes(attrs: list[int], keep: int, rate: float, gen: torch.Generator) -> list[int]:
+    """``attrs`` with each entry other than ``keep`` dropped independently with probability ``rate``."""
+    if rate <= 0:
+        return list(attrs)
+    u = torch.rand(len(attrs), generator=gen).tolist()
+    return [a for a, x in zip(attrs, u, strict=True) if a == keep or x >= rate]
+
+
+def prune(attrs: list[int], keep: int, costs: list[int], budget: int, gen: torch.Generator) -> list[int]:
+    """Drop random entries (never ``keep``) until the summed token ``costs`` of ``attrs`` is at most ``budget``."""
+    total = sum(costs[a] for a in attrs)
+    if total <= budget:
+        return attrs
+    others = [a for a in attrs if a != keep]
+    order = torch.randperm(len(others), generator=gen).tolist()
+    gone = set()
+    for i in order:
+        if total <= budget:
+            break
+        gone.add(others[i])
+        total -= costs[others[i]]
+    return [a for a in attrs if a not in gone]
+
+
+def choose_positive(stats: ClassStats, anchor: int, k: int, gen: torch.Generator) -> int | None:
+    """A seen class (row) other than ``anchor`` having attribute ``k``, far from the anchor; None if none has k."""
+    cand = stats.binary[:, k].clone()
+    cand[anchor] = False
+    rows = cand.nonzero().flatten()
+    if rows.numel() == 0:
+        return None
+    dist = stats.manh[anchor, rows]
+    top = dist.argsort(descending=True)[: rows.numel() // 2 + 1]
+    return int(rows[top][_draw(dist[top], gen)[0]])
+
+
+def choose_negatives(stats: ClassStats, anchor: int, k: int, gen: torch.Generator) -> list[tuple[int, int]]:
+    """Four (class row, target attribute) negatives for anchor class ``anchor`` and masked attribute ``k``
+    (see the module docstring); [] when no seen class lacks ``k``."""
+    group = (stats.group_of == stats.group_of[k]).nonzero().flatten()
+    have = stats.binary[anchor, group]
+    cannot, need = group[have], group[~have]
+    ok = ~stats.binary[:, cannot].any(1) & stats.binary[:, need].any(1)
+    ok[anchor] = False
+    targets_from = need
+    if not ok.any():  # fallback: classes lacking k, targeting their values of k's group (else any value)
+        ok = ~stats.binary[:, k]
+        ok[anchor] = False
+        targets_from = group
+        if not ok.any():
+            return []
+    rows = ok.nonzero().flatten()
+    sim = 1.0 / stats.manh[anchor, rows].clamp_min(1e-12)
+    top = sim.argsort(descending=True)[: rows.numel() // 2 + 1]
+    picked = [int(rows[top][i]) for i in _draw(sim[top], gen, n=2)]
+    out: list[tuple[int, int]] = []
+    for i in range(4):
+        row = picked[i * len(picked) // 4]  # two classes: 2 texts each; one class: all four
+        options = [a for a in targets_from.tolist() if stats.binary[row, a]] or present(stats, row)
+        if not options:
+            continue
+        out.append((row, options[int(torch.randint(len(options), (1,), generator=gen))]))
+    return out
