@@ -17,16 +17,14 @@ machine inflate the medians). 312 attributes (CUB) and 150 seen classes.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from _steps import add_timing_arguments, emit, forward_times, params_m, print_report, start, summary, train_step_times
 
 from zsl_bench.models import build_model
 
@@ -35,52 +33,20 @@ DEFAULT_MODELS = "resnet101_ale,resnet101_attn,vit_b16_ale,vit_b16_attn,deit_b16
 
 
 def step_times(model: torch.nn.Module, images: torch.Tensor, att: torch.Tensor, steps: int) -> list[float]:
-    """Seconds of ``steps`` training steps (after two warm-up steps) over the trainable parameters."""
-    target = torch.arange(images.shape[0]) % att.shape[0]
+    """Seconds of ``steps`` training steps (after two warm-up steps) with AdamW over the trainable parameters."""
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-    times = []
-    for i in range(steps + 2):
-        start = time.perf_counter()
-        loss = model.loss(model(images), {"image": images, "target": target}, att)["total"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return times
-
-
-def forward_times(model: torch.nn.Module, images: torch.Tensor, steps: int) -> list[float]:
-    """Seconds of ``steps`` evaluation forwards (no autograd), after one warm-up."""
-    model.eval()
-    times = []
-    with torch.no_grad():
-        for i in range(steps + 1):
-            start = time.perf_counter()
-            model(images)
-            if i:
-                times.append(time.perf_counter() - start)
-    return times
-
-
-def summary(prefix: str, times: list[float]) -> dict[str, float]:
-    return {f"{prefix}_s": round(min(times), 3), f"{prefix}_median_s": round(statistics.median(times), 3)}
+    return train_step_times(model, images, att, steps, opt)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=DEFAULT_MODELS)
     parser.add_argument("--sizes", default="224")
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
+    add_timing_arguments(parser, steps=7)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    load_before = start(args)
     att = torch.nn.functional.normalize(torch.rand(SEEN, ATTRIBUTES), dim=1)
     rows = []
-    load_before = os.getloadavg()[0]
     for size in [int(s) for s in args.sizes.split(",")]:
         images = torch.randn(args.batch, 3, size, size)
         for name in args.models.split(","):
@@ -88,22 +54,14 @@ def main() -> None:
             row = {
                 "model": name,
                 "image_size": size,
-                "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+                "params_m": params_m(model),
                 **summary("forward", forward_times(model, images, args.steps)),
                 **summary("train_step", step_times(model, images, att, args.steps)),
             }
             model.freeze_backbone()
             row.update(summary("frozen_step", step_times(model, images, att, args.steps)))
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
-    out = {
-        "batch": args.batch,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "results": rows,
-    }
-    print(json.dumps(out, indent=2))
+            emit(rows, row)
+    print_report(args.batch, load_before, rows)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,6 @@ lengths are realistic.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +32,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+from _steps import add_timing_arguments, emit, forward_times, params_m, print_report, start, summary  # noqa: E402
 
 from zsl_bench.models import build_model  # noqa: E402
 from zsl_bench.models.base import TrainContext  # noqa: E402
@@ -115,34 +114,14 @@ def step_times(
     return wall, cpu
 
 
-def forward_times(model: Any, images: torch.Tensor, steps: int) -> list[float]:
-    model.eval()
-    times = []
-    with torch.no_grad():
-        for i in range(steps + 1):
-            start = time.perf_counter()
-            model(images)
-            if i:
-                times.append(time.perf_counter() - start)
-    return times
-
-
-def summary(prefix: str, times: list[float]) -> dict[str, float]:
-    return {f"{prefix}_s": round(min(times), 3), f"{prefix}_median_s": round(statistics.median(times), 3)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="duet_test,duet_deit_b")
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    add_timing_arguments(parser, steps=3)
     parser.add_argument("--cub", type=Path, default=REPO.parent / "shared" / "data" / "CUB")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    load_before = start(args)
     rows = []
-    load_before = os.getloadavg()[0]
     for name in args.models.split(","):
         size = SIZES[name]
         att, original, names = synth_like() if name == "duet_test" else cub_like(args.cub)
@@ -158,7 +137,7 @@ def main() -> None:
             "model": name,
             "image_size": size,
             "attributes": att.shape[1],
-            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+            "params_m": params_m(model),
             "prompt_tokens_template": int(model._template_encoding(images.device).ids.shape[1]),
             **summary("forward", forward_times(model, images, args.steps)),
             **summary("template_step", template[0]),
@@ -167,17 +146,9 @@ def main() -> None:
             "template_step_cpu_s": round(min(template[1]), 3),
             "masked_step_cpu_s": round(min(masked[1]), 3),
         }
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
-    out = {
-        "batch": args.batch,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "real_size_attributes": "CUB" if (args.cub / "att_splits.mat").is_file() else "random (CUB-sized)",
-        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "results": rows,
-    }
-    print(json.dumps(out, indent=2))
+        emit(rows, row)
+    real_size = "CUB" if (args.cub / "att_splits.mat").is_file() else "random (CUB-sized)"
+    print_report(args.batch, load_before, rows, real_size_attributes=real_size)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ import scipy.io
 import torch
 
 from zsl_bench.data.datasets import ZslDataset, read_dataset
+from zsl_bench.data.layouts import read_res101_fields
 from zsl_bench.data.xlsa17 import check_split_consistency, one_line
 from zsl_bench.errors import UserError
 
@@ -364,16 +365,8 @@ def read_res101(path: Path) -> tuple[np.ndarray, np.ndarray]:
     memo = (str(path), stat.st_mtime_ns, stat.st_size)
     if memo in _LOADED:
         return _LOADED[memo]
-    try:
-        mat = scipy.io.loadmat(str(path), variable_names=("features", "labels"))
-    except Exception as exc:  # corrupt / HDF5 / foreign files fail inside scipy in many ways
-        raise UserError(
-            f"{path} is not a readable MATLAB v5 res101.mat ({one_line(exc)}); use the xlsa17 one"
-        ) from None
-    for name in ("features", "labels"):
-        if name not in mat:
-            raise UserError(f"{path} has no field '{name}'; use the res101.mat of the xlsa17 release")
-    raw, labels = np.asarray(mat["features"]), np.asarray(mat["labels"]).ravel(order="F")
+    mat = read_res101_fields(path, ("features", "labels"))
+    raw, labels = mat["features"], mat["labels"].ravel(order="F")
     if raw.ndim != 2 or raw.dtype.kind not in "biuf":
         raise UserError(f"{path} field 'features' must be a numeric [dim, images] matrix, got {raw.dtype} {raw.shape}")
     if raw.shape[1] != labels.size:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from zsl_bench.data.xlsa17 import Xlsa17Split, check_split_consistency, num_images, read_image_list
+from zsl_bench.data.xlsa17 import Xlsa17Split, check_split_consistency, num_images, one_line, read_image_list
 from zsl_bench.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -107,6 +107,25 @@ def _cell_strings(raw: np.ndarray, where: str) -> list[str]:
     return out
 
 
+def read_res101_fields(path: Path, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``fields`` of an xlsa17 ``res101.mat`` (only those are read from the file).
+
+    Raises:
+        UserError: unreadable file or a missing field.
+    """
+    try:
+        mat = scipy.io.loadmat(str(path), variable_names=fields)
+    except Exception as exc:  # corrupt / HDF5 / foreign files fail inside scipy in many ways
+        raise UserError(
+            f"{path} is not a readable MATLAB v5 res101.mat ({type(exc).__name__}: {one_line(exc)}); "
+            "replace it with the xlsa17 one"
+        ) from None
+    for field in fields:
+        if field not in mat:
+            raise UserError(f"{path} has no field '{field}'; use the res101.mat of the xlsa17 release")
+    return {field: np.asarray(mat[field]) for field in fields}
+
+
 def read_res101(path: Path, split: Xlsa17Split, layout: Layout) -> ImageOrder:
     """Image order and labels from an xlsa17 ``res101.mat`` (only ``image_files`` and ``labels`` are read).
 
@@ -116,17 +135,9 @@ def read_res101(path: Path, split: Xlsa17Split, layout: Layout) -> ImageOrder:
     Raises:
         UserError: unreadable file, missing field, a path without the anchor folder, labels out of range.
     """
-    try:
-        mat = scipy.io.loadmat(str(path), variable_names=("image_files", "labels"))
-    except Exception as exc:  # corrupt / HDF5 / foreign files fail inside scipy in many ways
-        raise UserError(
-            f"{path} is not a readable MATLAB v5 res101.mat ({type(exc).__name__}); replace it with the xlsa17 one"
-        ) from exc
-    for field in ("image_files", "labels"):
-        if field not in mat:
-            raise UserError(f"{path} has no field '{field}'; use the res101.mat of the xlsa17 release")
-    raw = _cell_strings(np.asarray(mat["image_files"]), f"{path} field 'image_files'")
-    labels = np.asarray(mat["labels"]).ravel(order="F")
+    mat = read_res101_fields(path, ("image_files", "labels"))
+    raw = _cell_strings(mat["image_files"], f"{path} field 'image_files'")
+    labels = mat["labels"].ravel(order="F")
     if labels.size != len(raw):
         raise UserError(f"{path}: {len(raw)} image_files but {labels.size} labels; the file is inconsistent")
     if labels.dtype.kind not in "biuf" or (labels.size and (labels.min() < 1 or labels.max() > split.num_classes)):

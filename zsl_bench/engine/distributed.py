@@ -102,9 +102,15 @@ class Single:
         best: bool,
         keep: int,
     ) -> None:
-        """Save the engine ``state`` (epoch, generator, history, compute_s) with the weights and optimiser."""
-        full = {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
-        checkpoint.save(run_dir, full, best=best, keep=keep)
+        """Save the engine ``state`` (epoch, generator, history, compute_s) with the weights and optimiser: rank 0
+        writes (data-parallel ranks hold the same weights and optimiser state), then every rank waits for it."""
+        if self.is_main:
+            full = {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+            checkpoint.save(run_dir, full, best=best, keep=keep)
+        self._wait_for_all()
+
+    def _wait_for_all(self) -> None:
+        """A barrier across the ranks (nothing to wait for in a single process)."""
 
     def summary_info(self) -> dict[str, Any]:
         """Extra ``summary.json`` entries (none for a single process)."""
@@ -177,6 +183,9 @@ class _Distributed(Single):
 
     def summary_info(self) -> dict[str, Any]:
         return {"strategy": self.name, "workers": self.world_size}
+
+    def _wait_for_all(self) -> None:
+        dist.barrier()
 
     def shard(self, indices: np.ndarray, generator: torch.Generator) -> np.ndarray:
         """This rank's part of the epoch: a shuffled order drawn from ``generator`` (as ``batches`` draws it),
@@ -332,19 +341,6 @@ class DataParallel(_Distributed):
             self.optimizer.zero_grad(set_to_none=True)
         return losses
 
-    def save_checkpoint(
-        self,
-        run_dir: Path,
-        state: dict[str, Any],
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        best: bool,
-        keep: int,
-    ) -> None:
-        if self.is_main:  # every rank holds the same weights and optimiser state
-            super().save_checkpoint(run_dir, state, model, optimizer, best, keep)
-        dist.barrier()
-
 
 class DeepSpeed(_Distributed):
     """``train.strategy=deepspeed``: ``deepspeed.initialize`` over ``StepModule(model)`` with the config of
@@ -400,14 +396,10 @@ class DeepSpeed(_Distributed):
         return losses
 
     def save_checkpoint(
-        self,
-        run_dir: Path,
-        state: dict[str, Any],
-        model: nn.Module,
-        optimizer: Any,
-        best: bool,
-        keep: int,
+        self, run_dir: Path, state: dict[str, Any], model: nn.Module, optimizer: Any, best: bool, keep: int
     ) -> None:
+        """Every rank saves its ZeRO shards under ``checkpoint/<tag>/``; rank 0 then writes ``latest.pt`` (the
+        engine ``state`` naming the tag) and prunes tags no checkpoint names."""
         folder = Path(run_dir) / checkpoint.DIR
         tag = f"{TAG_PREFIX}{state['epoch']:04d}"
         self.engine.save_checkpoint(str(folder), tag=tag, save_latest=False)  # collective: every rank's shards

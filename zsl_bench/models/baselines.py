@@ -40,6 +40,7 @@ from zsl_bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from zsl_bench.errors import UserError
 from zsl_bench.models import MODELS
 from zsl_bench.models.base import ZslModel
+from zsl_bench.models.factories import shared_options
 from zsl_bench.models.heads import PooledHead, Scorer, Scoring, TokenAttentionHead
 
 log = logging.getLogger(__name__)
@@ -317,97 +318,69 @@ def deit_b16_backbone(pretrained: str | Path | None, model_name: str = "deit_b16
     return ViTBackbone(load_backbone_net(DeiTModel, config, pretrained, model_name), prefix=2)
 
 
+def _head_options(
+    scoring: Scoring = "dot", scale: float = 10.0, attr_weight: float = 0.0, dropout: float = 0.0
+) -> None:
+    """The options every full-size baseline takes besides ``pretrained`` (see the module docstring; a template for
+    :func:`~zsl_bench.models.factories.shared_options`, never called)."""
+
+
+def _attention_options(key_dim: int = 256) -> None:
+    """The extra option of the ``*_attn`` baselines: the attribute prototypes' key width (a template, never called)."""
+
+
 @MODELS.register("resnet101_ale")
+@shared_options(_head_options)
 def resnet101_ale(
-    num_attributes: int,
-    image_size: int,
-    pretrained: str | None = HUB_IDS["resnet101"],
-    scoring: Scoring = "dot",
-    scale: float = 10.0,
-    attr_weight: float = 0.0,
-    dropout: float = 0.0,
+    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["resnet101"], **options: Any
 ) -> ZslModel:
     """ResNet-101, global average pool [B, 2048] → linear → attributes."""
-    backbone = resnet101_backbone(pretrained, "resnet101_ale")
-    return _assemble(backbone, num_attributes, "pooled", scoring, scale, attr_weight, dropout, key_dim=0)
+    return _assemble(resnet101_backbone(pretrained, "resnet101_ale"), num_attributes, "pooled", key_dim=0, **options)
 
 
 @MODELS.register("resnet101_attn")
+@shared_options(_head_options, _attention_options)
 def resnet101_attn(
-    num_attributes: int,
-    image_size: int,
-    pretrained: str | None = HUB_IDS["resnet101"],
-    scoring: Scoring = "dot",
-    scale: float = 10.0,
-    attr_weight: float = 0.0,
-    dropout: float = 0.0,
-    key_dim: int = 256,
+    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["resnet101"], **options: Any
 ) -> ZslModel:
     """ResNet-101, attribute prototypes attending over the last feature map ((S/32)² regions of 2048-d)."""
-    backbone = resnet101_backbone(pretrained, "resnet101_attn")
-    return _assemble(backbone, num_attributes, "attention", scoring, scale, attr_weight, dropout, key_dim)
+    return _assemble(resnet101_backbone(pretrained, "resnet101_attn"), num_attributes, "attention", **options)
 
 
 @MODELS.register("vit_b16_ale")
+@shared_options(_head_options)
 def vit_b16_ale(
-    num_attributes: int,
-    image_size: int,
-    pretrained: str | None = HUB_IDS["vit_b16"],
-    scoring: Scoring = "dot",
-    scale: float = 10.0,
-    attr_weight: float = 0.0,
-    dropout: float = 0.0,
+    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["vit_b16"], **options: Any
 ) -> ZslModel:
     """ViT-B/16, class token [B, 768] → linear → attributes."""
-    backbone = vit_b16_backbone(pretrained, "vit_b16_ale")
-    return _assemble(backbone, num_attributes, "pooled", scoring, scale, attr_weight, dropout, key_dim=0)
+    return _assemble(vit_b16_backbone(pretrained, "vit_b16_ale"), num_attributes, "pooled", key_dim=0, **options)
 
 
 @MODELS.register("vit_b16_attn")
+@shared_options(_head_options, _attention_options)
 def vit_b16_attn(
-    num_attributes: int,
-    image_size: int,
-    pretrained: str | None = HUB_IDS["vit_b16"],
-    scoring: Scoring = "dot",
-    scale: float = 10.0,
-    attr_weight: float = 0.0,
-    dropout: float = 0.0,
-    key_dim: int = 256,
+    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["vit_b16"], **options: Any
 ) -> ZslModel:
     """ViT-B/16, attribute prototypes attending over the (S/16)² patch tokens."""
-    backbone = vit_b16_backbone(pretrained, "vit_b16_attn")
-    return _assemble(backbone, num_attributes, "attention", scoring, scale, attr_weight, dropout, key_dim)
+    return _assemble(vit_b16_backbone(pretrained, "vit_b16_attn"), num_attributes, "attention", **options)
 
 
 @MODELS.register("deit_b16_ale")
+@shared_options(_head_options)
 def deit_b16_ale(
-    num_attributes: int,
-    image_size: int,
-    pretrained: str | None = HUB_IDS["deit_b16"],
-    scoring: Scoring = "dot",
-    scale: float = 10.0,
-    attr_weight: float = 0.0,
-    dropout: float = 0.0,
+    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["deit_b16"], **options: Any
 ) -> ZslModel:
     """DeiT-B/16 distilled, mean of class and distillation tokens [B, 768] → linear → attributes."""
-    backbone = deit_b16_backbone(pretrained, "deit_b16_ale")
-    return _assemble(backbone, num_attributes, "pooled", scoring, scale, attr_weight, dropout, key_dim=0)
+    return _assemble(deit_b16_backbone(pretrained, "deit_b16_ale"), num_attributes, "pooled", key_dim=0, **options)
 
 
 @MODELS.register("deit_b16_attn")
+@shared_options(_head_options, _attention_options)
 def deit_b16_attn(
-    num_attributes: int,
-    image_size: int,
-    pretrained: str | None = HUB_IDS["deit_b16"],
-    scoring: Scoring = "dot",
-    scale: float = 10.0,
-    attr_weight: float = 0.0,
-    dropout: float = 0.0,
-    key_dim: int = 256,
+    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["deit_b16"], **options: Any
 ) -> ZslModel:
     """DeiT-B/16 distilled, attribute prototypes attending over the patch tokens."""
-    backbone = deit_b16_backbone(pretrained, "deit_b16_attn")
-    return _assemble(backbone, num_attributes, "attention", scoring, scale, attr_weight, dropout, key_dim)
+    return _assemble(deit_b16_backbone(pretrained, "deit_b16_attn"), num_attributes, "attention", **options)
 
 
 # ------------------------------------------------------------------------------------------------- tiny

@@ -62,6 +62,7 @@ from zsl_bench.models.duet_prompts import (
     generic_builder,
     masked,
 )
+from zsl_bench.models.factories import shared_options
 
 log = logging.getLogger(__name__)
 
@@ -424,27 +425,70 @@ def _bert_base(vocab: int) -> Any:
     return bert_config(vocab_size=max(vocab, 30522))
 
 
-def _settings(quirks: Sequence[str] | str | None, **kwargs: Any) -> DuetSettings:
+def _duet_options(
+    text_pretrained: str | None = TEXT_HUB_ID,
+    tokenizer: str | None = None,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    visual_token: VisualToken = "logits",
+    binarize: str = "mean",
+    official_quirks: list[str] | None = None,
+    xe_weight: float = 1.0,
+    attr_weight: float = 1e-2,
+    sc_weight: float = 1e-3,
+    mlm_weight: float = 1.0,
+    acl_weight: float = 0.01,
+    naive_weight: float = 0.05,
+    temperature: float = 0.05,
+    mask_prob: float = 0.4,
+    attribute_miss: float = 0.5,
+    max_length: int = 150,
+    acl_anchors: int | None = None,
+) -> None:
+    """The options of every DUET factory besides ``vision_pretrained`` (a template for
+    :func:`~zsl_bench.models.factories.shared_options`, never called): weights (``text_pretrained``, ``tokenizer``),
+    the dataset whose attribute words make the prompts (``dataset``, ``data_root``), ``visual_token``, the
+    official-code quirks, and the :class:`DuetSettings` of the training step (the module docstring and
+    docs/duet.md describe them)."""
+
+
+_STEP_OPTIONS = (
+    "xe_weight",
+    "attr_weight",
+    "sc_weight",
+    "mlm_weight",
+    "acl_weight",
+    "naive_weight",
+    "temperature",
+    "mask_prob",
+    "attribute_miss",
+    "max_length",
+    "acl_anchors",
+    "binarize",
+)
+
+
+def _settings(options: dict[str, Any]) -> DuetSettings:
+    """The :class:`DuetSettings` from a factory's options (``official_quirks``: a list or a comma/space string)."""
+    quirks = options["official_quirks"]
     if isinstance(quirks, str):
         quirks = [q for q in quirks.replace(",", " ").split() if q]
-    return DuetSettings(quirks=frozenset(quirks or ()), **kwargs)
+    return DuetSettings(quirks=frozenset(quirks or ()), **{k: options[k] for k in _STEP_OPTIONS})
 
 
 def _assemble(
     num_attributes: int,
     vision: nn.Module,
     text_config: Callable[[int], Any],
-    text_pretrained: str | None,
-    tokenizer: str | None,
     model_name: str,
     settings: DuetSettings,
-    dataset: str | None,
-    data_root: str | None,
+    options: dict[str, Any],
     xlayer_dropout: float = 0.1,
 ) -> DuetModel:
     """The model around ``vision``: tokenizer (option ``tokenizer``, else that of ``text_pretrained``, else built
     from the attribute words), BERT from ``text_config(vocab size)`` / ``text_pretrained``, the cross layer."""
-    builder, original = _attribute_source(dataset, data_root, num_attributes)
+    tokenizer, text_pretrained = options["tokenizer"], options["text_pretrained"]
+    builder, original = _attribute_source(options["dataset"], options["data_root"], num_attributes)
     if tokenizer is not None and not is_random(tokenizer):
         tok = load_tokenizer(tokenizer, model_name)
     elif not is_random(text_pretrained):
@@ -464,74 +508,32 @@ def _assemble(
 
 
 @MODELS.register("duet_deit_b")
+@shared_options(_duet_options)
 def duet_deit_b(
-    num_attributes: int,
-    image_size: int,
-    vision_pretrained: str | None = VISION_HUB_IDS["deit"],
-    text_pretrained: str | None = TEXT_HUB_ID,
-    tokenizer: str | None = None,
-    dataset: str | None = None,
-    data_root: str | None = None,
-    visual_token: VisualToken = "logits",
-    binarize: str = "mean",
-    official_quirks: list[str] | None = None,
-    xe_weight: float = 1.0,
-    attr_weight: float = 1e-2,
-    sc_weight: float = 1e-3,
-    mlm_weight: float = 1.0,
-    acl_weight: float = 0.01,
-    naive_weight: float = 0.05,
-    temperature: float = 0.05,
-    mask_prob: float = 0.4,
-    attribute_miss: float = 0.5,
-    max_length: int = 150,
-    acl_anchors: int | None = None,
+    num_attributes: int, image_size: int, vision_pretrained: str | None = VISION_HUB_IDS["deit"], **options: Any
 ) -> ZslModel:
     """DUET with DeiT-B/16 distilled (224 px) and bert-base-uncased (768-d, one 12-head cross layer)."""
-    settings = _settings(official_quirks, **_step_options(locals()))
-    config = deit_config(image_size=224)
+    settings = _settings(options)
     official_head = "random_deit_head" in settings.quirks
-    vision = build_vision("deit", config, vision_pretrained, "duet_deit_b", visual_token, official_head)
-    text = _bert_base
-    return _assemble(
-        num_attributes, vision, text, text_pretrained, tokenizer, "duet_deit_b", settings, dataset, data_root
-    )
+    config = deit_config(image_size=224)
+    vision = build_vision("deit", config, vision_pretrained, "duet_deit_b", options["visual_token"], official_head)
+    return _assemble(num_attributes, vision, _bert_base, "duet_deit_b", settings, options)
 
 
 @MODELS.register("duet_swin_b")
+@shared_options(_duet_options)
 def duet_swin_b(
-    num_attributes: int,
-    image_size: int,
-    vision_pretrained: str | None = VISION_HUB_IDS["swin"],
-    text_pretrained: str | None = TEXT_HUB_ID,
-    tokenizer: str | None = None,
-    dataset: str | None = None,
-    data_root: str | None = None,
-    visual_token: VisualToken = "logits",
-    binarize: str = "mean",
-    official_quirks: list[str] | None = None,
-    xe_weight: float = 1.0,
-    attr_weight: float = 1e-2,
-    sc_weight: float = 1e-3,
-    mlm_weight: float = 1.0,
-    acl_weight: float = 0.01,
-    naive_weight: float = 0.05,
-    temperature: float = 0.05,
-    mask_prob: float = 0.4,
-    attribute_miss: float = 0.5,
-    max_length: int = 150,
-    acl_anchors: int | None = None,
+    num_attributes: int, image_size: int, vision_pretrained: str | None = VISION_HUB_IDS["swin"], **options: Any
 ) -> ZslModel:
     """DUET with Swin-B/4 window 7 (224 px) and bert-base-uncased."""
-    settings = _settings(official_quirks, **_step_options(locals()))
-    vision = build_vision("swin", swin_config(image_size=224), vision_pretrained, "duet_swin_b", visual_token)
-    text = _bert_base
-    return _assemble(
-        num_attributes, vision, text, text_pretrained, tokenizer, "duet_swin_b", settings, dataset, data_root
-    )
+    settings = _settings(options)
+    config = swin_config(image_size=224)
+    vision = build_vision("swin", config, vision_pretrained, "duet_swin_b", options["visual_token"])
+    return _assemble(num_attributes, vision, _bert_base, "duet_swin_b", settings, options)
 
 
 @MODELS.register("duet_test")
+@shared_options(_duet_options)
 def duet_test(
     num_attributes: int,
     image_size: int,
@@ -543,27 +545,11 @@ def duet_test(
     patch_size: int = 16,
     vision_pretrained: str | None = None,
     text_pretrained: str | None = None,
-    tokenizer: str | None = None,
-    dataset: str | None = None,
-    data_root: str | None = None,
-    visual_token: VisualToken = "logits",
-    binarize: str = "mean",
-    official_quirks: list[str] | None = None,
-    xe_weight: float = 1.0,
-    attr_weight: float = 1e-2,
-    sc_weight: float = 1e-3,
-    mlm_weight: float = 1.0,
-    acl_weight: float = 0.01,
-    naive_weight: float = 0.05,
-    temperature: float = 0.05,
-    mask_prob: float = 0.4,
-    attribute_miss: float = 0.5,
-    max_length: int = 150,
-    acl_anchors: int | None = None,
+    **options: Any,
 ) -> ZslModel:
     """Tiny DUET for CPU tests: a ``hidden``-wide DeiT (patch ``patch_size``) or Swin (``vision: swin``), a BERT of
     ``text_layers`` layers with an in-memory WordPiece vocabulary, no dropout; random init unless given weights."""
-    settings = _settings(official_quirks, **_step_options(locals()))
+    settings = _settings(options)
     if vision == "deit":
         config = deit_config(image_size, patch_size, hidden, vision_layers, heads)
     elif vision == "swin":
@@ -571,31 +557,10 @@ def duet_test(
     else:
         raise UserError(f"model option vision must be 'deit' or 'swin', not {vision!r}")
     official_head = "random_deit_head" in settings.quirks
-    enc = build_vision(vision, config, vision_pretrained, "duet_test", visual_token, official_head)
+    enc = build_vision(vision, config, vision_pretrained, "duet_test", options["visual_token"], official_head)
 
     def text_config(vocab: int) -> Any:
         return bert_config(vocab_size=vocab, hidden=hidden, layers=text_layers, heads=heads, dropout=0.0)
 
-    return _assemble(
-        num_attributes, enc, text_config, text_pretrained, tokenizer, "duet_test", settings, dataset, data_root, 0.0
-    )
-
-
-_STEP_OPTIONS = (
-    "xe_weight",
-    "attr_weight",
-    "sc_weight",
-    "mlm_weight",
-    "acl_weight",
-    "naive_weight",
-    "temperature",
-    "mask_prob",
-    "attribute_miss",
-    "max_length",
-    "acl_anchors",
-    "binarize",
-)
-
-
-def _step_options(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: options[k] for k in _STEP_OPTIONS}
+    options = {**options, "text_pretrained": text_pretrained}
+    return _assemble(num_attributes, enc, text_config, "duet_test", settings, options, xlayer_dropout=0.0)

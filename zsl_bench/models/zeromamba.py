@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,7 @@ from zsl_bench.layers.checkpoints import read_state_dict
 from zsl_bench.models import MODELS
 from zsl_bench.models.base import ZslModel
 from zsl_bench.models.embeddings import attribute_embeddings as load_attribute_embeddings
+from zsl_bench.models.factories import shared_options
 from zsl_bench.models.vim import VisionMamba, vim_small
 from zsl_bench.models.vmamba import VSSM, build_vmamba_from_official, official_vmamba_config
 
@@ -293,7 +295,7 @@ def _assemble(
     num_attributes: int,
     pretrained: str | None,
     l1_weight: float,
-    attribute_embeddings_spec: str | None,
+    attribute_embeddings: str | None,
     attribute_names: str | None,
     embed_dim: int | None,
     fusion_hidden: int,
@@ -302,7 +304,7 @@ def _assemble(
         raise UserError(f"embed_dim must be >= 1 (got {embed_dim})")
     source = load_backbone_checkpoint(backbone, pretrained, model_name, warn_random=model_name != "zeromamba_test")
     emb = load_attribute_embeddings(
-        attribute_embeddings_spec, num_attributes, embed_dim or DEFAULT_EMBED_DIM, names_spec=attribute_names
+        attribute_embeddings, num_attributes, embed_dim or DEFAULT_EMBED_DIM, names_spec=attribute_names
     )
     if embed_dim is not None and emb.vectors.shape[1] != embed_dim:
         raise UserError(
@@ -334,10 +336,7 @@ def _check_drop_path(drop_path: float) -> None:
         raise UserError(f"drop_path must be in [0, 1) (got {drop_path})")
 
 
-@MODELS.register("zeromamba_vmamba_s")
-def zeromamba_vmamba_s(
-    num_attributes: int,
-    image_size: int,
+def _zeromamba_options(
     pretrained: str | None = None,
     l1_weight: float = 1.0,
     attribute_embeddings: str | None = None,
@@ -345,94 +344,56 @@ def zeromamba_vmamba_s(
     embed_dim: int | None = None,
     drop_path: float | None = None,
     fusion_hidden: int = 512,
+) -> None:
+    """The options of every ZeroMamba factory (a template for :func:`~zsl_bench.models.factories.shared_options`,
+    never called). ``pretrained``: the backbone's official ImageNet checkpoint file or None/``none`` (random init).
+    ``l1_weight``: weight of the attribute L1 term. ``attribute_embeddings``/``attribute_names``: see
+    :mod:`zsl_bench.models.embeddings`; ``embed_dim``: d of generated embeddings (default 300). ``drop_path``: the
+    backbone's drop-path rate (each factory declares its own default). ``fusion_hidden``: width of the SeF MLP."""
+
+
+@MODELS.register("zeromamba_vmamba_s")
+@shared_options(_zeromamba_options)
+def zeromamba_vmamba_s(
+    num_attributes: int, image_size: int, drop_path: float | None = None, **options: Any
 ) -> ZeroMamba:
     """ZeroMamba with VMamba-S v2 (``vmambav2_small_224``, 768-d regions: 14 x 14 at 448 px; drop-path 0.3).
 
     ``pretrained``: the official ImageNet checkpoint file (``vssm_small_0229_ckpt_epoch_222.pth``) or None/``none``
-    (random init). ``attribute_embeddings``/``attribute_names``: see :mod:`zsl_bench.models.embeddings`;
-    ``embed_dim``: d of generated embeddings (default 300). ``drop_path``: None = the official 0.3.
+    (random init). ``drop_path``: None = the official 0.3. The other options: see :func:`_zeromamba_options`.
     """
-    return _assemble(
-        _vmamba("small", drop_path),
-        "zeromamba_vmamba_s",
-        num_attributes,
-        pretrained,
-        l1_weight,
-        attribute_embeddings,
-        attribute_names,
-        embed_dim,
-        fusion_hidden,
-    )
+    return _assemble(_vmamba("small", drop_path), "zeromamba_vmamba_s", num_attributes, **options)
 
 
 @MODELS.register("zeromamba_vmamba_b")
+@shared_options(_zeromamba_options)
 def zeromamba_vmamba_b(
-    num_attributes: int,
-    image_size: int,
-    pretrained: str | None = None,
-    l1_weight: float = 1.0,
-    attribute_embeddings: str | None = None,
-    attribute_names: str | None = None,
-    embed_dim: int | None = None,
-    drop_path: float | None = None,
-    fusion_hidden: int = 512,
+    num_attributes: int, image_size: int, drop_path: float | None = None, **options: Any
 ) -> ZeroMamba:
     """ZeroMamba with VMamba-B v2 (``vmambav2_base_224``, 1024-d regions; drop-path 0.6); options as ``_s``."""
-    return _assemble(
-        _vmamba("base", drop_path),
-        "zeromamba_vmamba_b",
-        num_attributes,
-        pretrained,
-        l1_weight,
-        attribute_embeddings,
-        attribute_names,
-        embed_dim,
-        fusion_hidden,
-    )
+    return _assemble(_vmamba("base", drop_path), "zeromamba_vmamba_b", num_attributes, **options)
 
 
 @MODELS.register("zeromamba_vim_s")
-def zeromamba_vim_s(
-    num_attributes: int,
-    image_size: int,
-    pretrained: str | None = None,
-    l1_weight: float = 1.0,
-    attribute_embeddings: str | None = None,
-    attribute_names: str | None = None,
-    embed_dim: int | None = None,
-    drop_path: float = 0.1,
-    fusion_hidden: int = 512,
-) -> ZeroMamba:
+@shared_options(_zeromamba_options)
+def zeromamba_vim_s(num_attributes: int, image_size: int, drop_path: float = 0.1, **options: Any) -> ZeroMamba:
     """ZeroMamba with Vim-S (384-d, 24 blocks, patch 16): regions = the (S/16)² final patch tokens, global = the
     class token's ImageNet head. Built at 224 px (the checkpoint's position table), interpolated at other sizes."""
     _check_drop_path(drop_path)
-    return _assemble(
-        vim_small(img_size=224, num_classes=1000, drop_path_rate=drop_path),
-        "zeromamba_vim_s",
-        num_attributes,
-        pretrained,
-        l1_weight,
-        attribute_embeddings,
-        attribute_names,
-        embed_dim,
-        fusion_hidden,
-    )
+    backbone = vim_small(img_size=224, num_classes=1000, drop_path_rate=drop_path)
+    return _assemble(backbone, "zeromamba_vim_s", num_attributes, **options)
 
 
 @MODELS.register("zeromamba_test")
+@shared_options(_zeromamba_options)
 def zeromamba_test(
     num_attributes: int,
     image_size: int,
     width: int = 32,
     depths: Sequence[int] = (1, 1, 1),
     backbone_classes: int = 1000,
-    pretrained: str | None = None,
-    l1_weight: float = 1.0,
-    attribute_embeddings: str | None = None,
-    attribute_names: str | None = None,
-    embed_dim: int | None = None,
     drop_path: float = 0.0,
-    fusion_hidden: int = 512,
+    **options: Any,
 ) -> ZeroMamba:
     """A tiny VMamba v2 (3 stages of ``width``·2^i channels, one block each, ssm_ratio 2) for CPU tests and smoke
     runs: 64 px → 4 x 4 regions of 128 channels, 0.63 M parameters with the heads. Random init by default."""
@@ -446,14 +407,4 @@ def zeromamba_test(
             "VSSM": {"EMBED_DIM": width, "DEPTHS": list(depths), "SSM_RATIO": 2.0},
         }
     }
-    return _assemble(
-        build_vmamba_from_official(cfg),
-        "zeromamba_test",
-        num_attributes,
-        pretrained,
-        l1_weight,
-        attribute_embeddings,
-        attribute_names,
-        embed_dim,
-        fusion_hidden,
-    )
+    return _assemble(build_vmamba_from_official(cfg), "zeromamba_test", num_attributes, **options)
