@@ -56,3 +56,23 @@ def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
 def cli():
     """``cli(*args, cwd=None, env=None)`` runs ``zsl-bench ARGS`` in a fresh interpreter → (code, stdout, stderr)."""
     return _cli
+
+
+SHARED_REF = REPO.parent / "shared" / "ref"  # golden vectors from the official VMamba/Vim code
+
+
+@pytest.fixture(scope="session")
+def ref_file():
+    """``ref_file("vmamba/x.pt")`` → that file of ../shared/ref; skips when absent, except on CI (CI=true/1/yes)
+    where absence fails."""
+    import os
+
+    def find(name: str) -> Path:
+        path = SHARED_REF / name
+        if not path.is_file():
+            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+                pytest.fail(f"reference file {path} is missing on CI")
+            pytest.skip(f"reference file {path} not found")
+        return path
+
+    return find

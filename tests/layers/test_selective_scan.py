@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import subprocess
 import sys
 import types
@@ -16,6 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zsl_bench.layers import chunked_scan
 from zsl_bench.layers.chunked_scan import ChunkedScanFn, chunk_plan
 from zsl_bench.layers.selective_scan import (
     causal_conv1d_silu,
@@ -25,18 +25,6 @@ from zsl_bench.layers.selective_scan import (
 )
 
 ss_module = importlib.import_module("zsl_bench.layers.selective_scan")
-
-REF = Path(__file__).resolve().parents[2].parent / "shared" / "ref"
-
-
-def ref_file(name: str) -> Path:
-    """A file of ../shared/ref; skipped when absent, except on CI (CI=true/1/yes) where absence fails."""
-    path = REF / name
-    if not path.is_file():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"reference file {path} is missing on CI")
-        pytest.skip(f"reference file {path} not found")
-    return path
 
 
 def make_inputs(
@@ -92,7 +80,7 @@ def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
 # Golden vectors from the official code
 # ------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def scan_case() -> dict:
+def scan_case(ref_file) -> dict:
     return torch.load(ref_file("vmamba/scan_case.pt"), weights_only=True)
 
 
@@ -170,6 +158,23 @@ def test_chunked_float64_is_exact() -> None:
     inputs = make_inputs(2, 6, 83, 5, 3)
     out_r, last_r, grads_r = run_with_grads(selective_scan_ref, inputs)
     out_c, last_c, grads_c = run_with_grads(selective_scan_chunked, inputs, chunk_size=9)
+    assert rel_err(out_c, out_r) <= 1e-12
+    assert rel_err(last_c, last_r) <= 1e-12
+    for name in grads_r:
+        assert rel_err(grads_c[name], grads_r[name]) <= 1e-11, name
+
+
+@pytest.mark.parametrize("block_elems", [1, 150, 10**9])  # blocks of 1, 4 and all 53 steps
+@pytest.mark.parametrize("chunk", [None, 5, 53])  # 8, 11 and 1 chunks for the backward
+def test_sequential_forward_blocks_and_carries(monkeypatch, block_elems: int, chunk: int | None) -> None:
+    """The cache-blocked sequential forward, forced at a narrow width, in blocks of any length: exact outputs, and
+    the states it hands the backward for every chunking give exact gradients."""
+    monkeypatch.setattr(chunked_scan, "_SEQUENTIAL_MIN_STEP", 1)
+    monkeypatch.setattr(chunked_scan, "_SEQUENTIAL_MIN_STATES", 1)
+    monkeypatch.setattr(chunked_scan, "_BLOCK_ELEMS", block_elems)
+    inputs = make_inputs(2, 6, 53, 3, 2)  # one step: 2·6·3 = 36 elements
+    out_r, last_r, grads_r = run_with_grads(selective_scan_ref, inputs)
+    out_c, last_c, grads_c = run_with_grads(selective_scan_chunked, inputs, chunk_size=chunk)
     assert rel_err(out_c, out_r) <= 1e-12
     assert rel_err(last_c, last_r) <= 1e-12
     for name in grads_r:

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
 from zsl_bench.layers.ss2d import SS2D, cross_merge, cross_scan
-
-REF = Path(__file__).resolve().parents[2].parent / "shared" / "ref"
-
-
-def ref_file(name: str) -> Path:
-    """A file of ../shared/ref; skipped when absent, except on CI (CI=true/1/yes) where absence fails."""
-    path = REF / name
-    if not path.is_file():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"reference file {path} is missing on CI")
-        pytest.skip(f"reference file {path} not found")
-    return path
 
 
 @pytest.mark.parametrize(("h", "w"), [(3, 5), (5, 3), (4, 4), (1, 6)])
@@ -50,7 +36,7 @@ def test_cross_merge_maps_every_route_back(h: int, w: int) -> None:
         torch.testing.assert_close(cross_merge(only, h, w), x)
 
 
-def test_ss2d_matches_official_internals() -> None:
+def test_ss2d_matches_official_internals(ref_file) -> None:
     """layers.2.blocks.0.op of the tiny golden model: scan inputs, scan outputs, merge and final output."""
     outputs = torch.load(ref_file("vmamba/tiny_outputs.pt"), weights_only=True)
     state = torch.load(ref_file("vmamba/tiny_state_dict.pt"), weights_only=True)

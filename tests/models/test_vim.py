@@ -3,10 +3,9 @@ checkpoints and the Vim-S acceptance check."""
 
 from __future__ import annotations
 
+import inspect
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,33 +19,12 @@ from zsl_bench.models.vim import (
     vim_tiny,
 )
 
-REF = Path(__file__).resolve().parents[2].parent / "shared" / "ref"
-REL_TOL = 1e-4  # max |error| / max |reference|, the tolerance the ref README gives for a chunked scan
-
-
-def ref_file(name: str) -> Path:
-    """A file of ../shared/ref; skipped when absent, except on CI (CI=true/1/yes) where absence fails."""
-    path = REF / name
-    if not path.is_file():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"reference file {path} is missing on CI")
-        pytest.skip(f"reference file {path} not found")
-    return path
-
-
-def assert_rel_close(actual: torch.Tensor, expected: torch.Tensor, tol: float = REL_TOL) -> None:
-    assert actual.shape == expected.shape
-    err = ((actual.float() - expected).abs().max() / expected.abs().max()).item()
-    assert err <= tol, f"relative error {err:.2e} > {tol:.0e}"
-
 
 @pytest.mark.parametrize(("factory", "keys_file"), [(vim_tiny, "vim_tiny_keys.txt"), (vim_small, "vim_small_keys.txt")])
-def test_state_dict_keys_and_shapes_are_official(factory, keys_file: str) -> None:
-    lines = ref_file(f"vim/{keys_file}").read_text().splitlines()
-    expected = [(key, json.loads(shape)) for key, shape in (line.split("\t") for line in lines)]
+def test_state_dict_keys_and_shapes_are_official(factory, keys_file: str, official_keys) -> None:
     with torch.device("meta"):
         model = factory()
-    assert [(k, list(v.shape)) for k, v in model.state_dict().items()] == expected
+    assert [(k, list(v.shape)) for k, v in model.state_dict().items()] == official_keys(f"vim/{keys_file}")
 
 
 def test_base_size() -> None:
@@ -56,26 +34,18 @@ def test_base_size() -> None:
     assert model.state_dict()["layers.0.mixer.x_proj.weight"].shape == (48 + 32, 1536)
 
 
-def golden_model() -> tuple[VisionMamba, torch.Tensor, dict]:
+@pytest.fixture(scope="module")
+def golden(ref_file) -> tuple[VisionMamba, torch.Tensor, dict]:
     kw = json.loads(ref_file("vim/tiny_config.json").read_text())["VisionMamba_kwargs"]
-    model = VisionMamba(
-        img_size=kw["img_size"],
-        patch_size=kw["patch_size"],
-        stride=kw["stride"],
-        embed_dim=kw["embed_dim"],
-        depth=kw["depth"],
-        d_state=kw["d_state"],
-        num_classes=kw["num_classes"],
-        drop_path_rate=kw["drop_path_rate"],
-        norm_epsilon=kw["norm_epsilon"],
-    ).eval()
+    ours = inspect.signature(VisionMamba).parameters  # the official kwargs our class takes (it fixes the others)
+    model = VisionMamba(**{name: value for name, value in kw.items() if name in ours}).eval()
     load_official_checkpoint(model, ref_file("vim/tiny_state_dict.pt"))
     x = torch.load(ref_file("vim/tiny_input.pt"), weights_only=True)
     return model, x, torch.load(ref_file("vim/tiny_outputs.pt"), weights_only=True)
 
 
-def test_tiny_golden_case() -> None:
-    model, x, expected = golden_model()
+def test_tiny_golden_case(golden, assert_rel_close) -> None:
+    model, x, expected = golden
     with torch.no_grad():
         patches, _ = model.patch_embed(x)
         assert_rel_close(patches, expected["patch_embed"])
@@ -112,20 +82,15 @@ def test_position_embedding_interpolation() -> None:
         assert model(x).shape == (2, 5)
 
 
-def test_checkpoint_round_trip_with_model_key(tmp_path: Path) -> None:
+def test_checkpoint_round_trip_with_model_key(assert_self_load) -> None:
     torch.manual_seed(0)
     model = VisionMamba(img_size=32, patch_size=8, stride=8, embed_dim=16, depth=2, num_classes=3).eval()
-    path = tmp_path / "vim.pth"
-    torch.save({"model": model.state_dict()}, path)
     torch.manual_seed(1)
     fresh = VisionMamba(img_size=32, patch_size=8, stride=8, embed_dim=16, depth=2, num_classes=3).eval()
-    load_official_checkpoint(fresh, path)
-    x = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(fresh(x), model(x))
+    assert_self_load(model, fresh, torch.randn(1, 3, 32, 32))
 
 
-def test_vim_small_224_forward_backward_and_self_load(record_property, tmp_path: Path) -> None:
+def test_vim_small_224_forward_backward_and_self_load(record_property, assert_self_load) -> None:
     """The acceptance check: Vim-S on a 224-px batch on CPU, forward + backward, strict self-load."""
     torch.manual_seed(0)
     model = vim_small(num_classes=10)
@@ -137,12 +102,4 @@ def test_vim_small_224_forward_backward_and_self_load(record_property, tmp_path:
     record_property("fwd_bwd_seconds", round(time.perf_counter() - start, 2))
     assert tokens.shape == (1, 197, 384) and logits.shape == (1, 10)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    path = tmp_path / "self.pth"
-    torch.save({"model": model.state_dict()}, path)
-    clone = vim_small(num_classes=10)
-    result = load_official_checkpoint(clone, path)  # strict=True
-    assert not result.missing_keys and not result.unexpected_keys
-    model.eval()
-    clone.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(clone(x), model(x))
+    assert_self_load(model, vim_small(num_classes=10), x)

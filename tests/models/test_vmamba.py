@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,30 +17,6 @@ from zsl_bench.models.vmamba import (
     vmamba_tiny,
 )
 
-REF = Path(__file__).resolve().parents[2].parent / "shared" / "ref"
-REL_TOL = 1e-4  # the issue's tolerance for the golden case (max |error| / max |reference|)
-
-
-def ref_file(name: str) -> Path:
-    """A file of ../shared/ref; skipped when absent, except on CI (CI=true/1/yes) where absence fails."""
-    path = REF / name
-    if not path.is_file():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"reference file {path} is missing on CI")
-        pytest.skip(f"reference file {path} not found")
-    return path
-
-
-def official_keys(name: str) -> list[tuple[str, list[int]]]:
-    lines = ref_file(f"vmamba/{name}").read_text().splitlines()
-    return [(key, json.loads(shape)) for key, shape in (line.split("\t") for line in lines)]
-
-
-def assert_rel_close(actual: torch.Tensor, expected: torch.Tensor, tol: float = REL_TOL) -> None:
-    assert actual.shape == expected.shape
-    err = ((actual - expected).abs().max() / expected.abs().max()).item()
-    assert err <= tol, f"relative error {err:.2e} > {tol:.0e}"
-
 
 @pytest.mark.parametrize(
     ("factory", "keys_file"),
@@ -52,15 +26,15 @@ def assert_rel_close(actual: torch.Tensor, expected: torch.Tensor, tol: float = 
         (vmamba_base, "vmambav2_base_keys.txt"),
     ],
 )
-def test_state_dict_keys_and_shapes_are_official(factory, keys_file: str) -> None:
+def test_state_dict_keys_and_shapes_are_official(factory, keys_file: str, official_keys) -> None:
     with torch.device("meta"):
         model = factory()
     ours = [(k, list(v.shape)) for k, v in model.state_dict().items()]
-    assert ours == official_keys(keys_file)  # same keys, same shapes, same order
+    assert ours == official_keys(f"vmamba/{keys_file}")  # same keys, same shapes, same order
 
 
 @pytest.fixture(scope="module")
-def golden():
+def golden(ref_file):
     cfg = json.loads(ref_file("vmamba/tiny_config.json").read_text())
     model = build_vmamba_from_official(cfg).eval()
     load_official_checkpoint(model, ref_file("vmamba/tiny_state_dict.pt"))  # a bare state dict, strict
@@ -69,7 +43,7 @@ def golden():
     return model, x, outputs
 
 
-def test_tiny_golden_case(golden) -> None:
+def test_tiny_golden_case(golden, assert_rel_close) -> None:
     model, x, expected = golden
     with torch.no_grad():
         h = model.patch_embed(x)
@@ -105,18 +79,12 @@ def _tiny_model(**overrides) -> torch.nn.Module:
     return build_vmamba_from_official(cfg)
 
 
-def test_checkpoint_round_trip_with_model_key(tmp_path: Path) -> None:
+def test_checkpoint_round_trip_with_model_key(assert_self_load) -> None:
     torch.manual_seed(0)
     model = _tiny_model().eval()
-    path = tmp_path / "ckpt.pth"
-    torch.save({"model": model.state_dict(), "epoch": 3}, path)
     torch.manual_seed(1)
     fresh = _tiny_model().eval()
-    result = load_official_checkpoint(fresh, path)
-    assert not result.missing_keys and not result.unexpected_keys
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(fresh(x), model(x))
+    path = assert_self_load(model, fresh, torch.randn(1, 3, 64, 64), epoch=3)  # other top-level keys are ignored
     torch.save({"model": {**model.state_dict(), "extra.weight": torch.zeros(1)}}, path)
     with pytest.raises(RuntimeError, match="Unexpected"):
         load_official_checkpoint(fresh, path)
@@ -149,7 +117,7 @@ def test_train_mode_drop_path_and_gradients() -> None:
     assert not missing, missing
 
 
-def test_vmamba_small_224_forward_backward_and_self_load(record_property, tmp_path: Path) -> None:
+def test_vmamba_small_224_forward_backward_and_self_load(record_property, assert_self_load) -> None:
     """The acceptance check: VMamba-S on a 224-px batch on CPU, forward + backward, strict self-load."""
     torch.manual_seed(0)
     model = vmamba_small(num_classes=10)
@@ -161,12 +129,4 @@ def test_vmamba_small_224_forward_backward_and_self_load(record_property, tmp_pa
     record_property("fwd_bwd_seconds", round(time.perf_counter() - start, 2))
     assert features.shape == (1, 768, 7, 7) and logits.shape == (1, 10)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    path = tmp_path / "self.pth"
-    torch.save({"model": model.state_dict()}, path)
-    clone = vmamba_small(num_classes=10)
-    result = load_official_checkpoint(clone, path)  # strict=True
-    assert not result.missing_keys and not result.unexpected_keys
-    model.eval()
-    clone.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(clone(x), model(x))
+    assert_self_load(model, vmamba_small(num_classes=10), x)

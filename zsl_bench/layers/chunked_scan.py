@@ -6,7 +6,7 @@ Layout. Work happens time-major, ``[B, Lp, G, Dg, N]`` (Dm = G·Dg), so one time
 contiguous slice. L is padded to ``Lp = nc·T``; pad steps have Δ = 0 (decay 1, no input), so the state just
 carries through them and ``h_{Lp-1} = h_{L-1}``.
 
-Forward.
+Forward, chunk-parallel (N < 4, or narrow steps B·Dm·N < 2048 over more than one chunk).
 1. Decays ``a = exp(Δ ⊗ A)`` and drives ``x = (Δ·u) ⊗ B`` are materialised once, straight from the
    channel-major inputs into the time-major buffers.
 2. A loop over the T steps of a chunk, vectorised over all nc chunks, gives each chunk's end state from zero.
@@ -15,31 +15,43 @@ Forward.
 4. A second loop over T runs the recurrence from the true carried-in states, in place, giving every h_t.
 5. ``y = Σ_n C·h`` is a batched mat-vec.
 
+Forward, sequential (N ≥ 4 and wide steps or a single chunk): the recurrence runs step by step over blocks of a
+few steps whose decays and drives ``[lb, B, G, N, Dg]`` are built just before use, so they are written once and
+then read from cache by the loop and by ``y = C·h`` (one batched [1, N] × [N, Dg] product per step). Nothing of size
+[B, L, Dm, N] is allocated; the states at chunk boundaries are copied out for the backward.
+
 Every step is the plain recurrence — products of decays in [0, 1], no exp of long cumulative sums, no division —
 so it is as stable as the sequential loop for any |A·Δ| (decays underflow to 0 exactly when the true ones do).
-The Python loops run about ``2T`` plus a few per ``log2(nc)`` iterations instead of L (T ≈ √L); short sequences
-with wide steps run as a single chunk (one loop over L, no carries).
+The chunk-parallel Python loops run about ``2T`` plus a few per ``log2(nc)`` iterations instead of L (T ≈ √L);
+the sequential forward runs L, each over a step wide enough to amortise the call.
 
 Backward. Only the inputs (with Δ after softplus in place of δ, so no softplus is recomputed) and the
 carried-in states ``h_in`` [B, nc, Dm, N] (√L times smaller than the states) are saved. a and h are recomputed,
 the adjoint ``g_t = ∂L/∂h_t = a_{t+1}·g_{t+1} + C_t·gy_t`` runs the same chunked way in reverse, and then
 ``∂L/∂(Δ_t A) = g_t·a_t·h_{t-1}`` and ``∂L/∂x_t = g_t`` give every gradient through batched mat-vecs and
-blockwise reductions. Working memory: two or three ``[B, L, Dm, N]`` buffers in forward and in backward.
+blockwise reductions. Working memory: two or three ``[B, L, Dm, N]`` buffers in the chunk-parallel forward and
+in the backward.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ChunkedScanFn", "chunk_plan"]
+__all__ = ["ChunkedScanFn", "chunk_plan", "sequential_forward"]
 
 _DOUBLING_MIN_CHUNKS = 16  # below this many chunks the carry loop is cheaper than the doubling scan
 _SINGLE_CHUNK_MAX_STEPS = 256  # one chunk (a plain loop over L) for sequences up to this long …
 _SINGLE_CHUNK_MIN_STEP = 1024  # … when one step is at least this many elements (loop overhead amortised)
+_SEQUENTIAL_MIN_STEP = 2048  # forward: steps this wide run the sequential, cache-blocked forward at any length …
+_SEQUENTIAL_MIN_STATES = 4  # … given this many states (N); see sequential_forward
+_BLOCK_ELEMS = 1 << 17  # elements of one block buffer in the sequential forward (its three fit a core's L2 cache)
+_PARALLEL_GRAIN = 32768  # ATen's intra-op grain: smaller element-wise ops run on the calling thread only
 
 
 def chunk_plan(length: int, chunk_size: int | None = None, step_elems: int = 0) -> tuple[int, int]:
@@ -60,6 +72,15 @@ def chunk_plan(length: int, chunk_size: int | None = None, step_elems: int = 0) 
     t = max(1, min(int(t), length))
     nc = -(-length // t)
     return -(-length // nc), nc  # same nc, shortest T
+
+
+def sequential_forward(length: int, n: int, step_elems: int, chunk_size: int | None = None) -> bool:
+    """Whether the forward runs step by step in cache-sized blocks rather than chunk-parallel: with at least
+    ``_SEQUENTIAL_MIN_STATES`` states, for a single chunk or steps (B·Dm·N elements) of at least
+    ``_SEQUENTIAL_MIN_STEP``. With fewer states its [B, Dm, L] transposes cost as much as the state pass itself.
+    The backward is chunked either way."""
+    wide = chunk_plan(length, chunk_size, step_elems)[1] == 1 or step_elems >= _SEQUENTIAL_MIN_STEP
+    return n >= _SEQUENTIAL_MIN_STATES and wide
 
 
 @dataclass(frozen=True)
@@ -304,10 +325,96 @@ def _delta(delta: torch.Tensor, delta_bias: torch.Tensor | None, softplus: bool)
     return F.softplus(pre) if softplus else pre
 
 
+def _time_major(x: torch.Tensor) -> torch.Tensor:
+    """Contiguous [B, Dm, L] → contiguous [L, B, Dm]. Copied as a 2-D transpose: a 3-D permuting copy of a large
+    tensor is several times slower."""
+    batch, dm, length = x.shape
+    return x.view(batch * dm, length).t().contiguous().view(length, batch, dm)
+
+
+@contextlib.contextmanager
+def _one_thread_if(narrow: bool) -> Iterator[None]:
+    """Run the body with one intra-op thread on this thread (OpenMP builds; restored after) when ``narrow``.
+
+    The sequential forward's loop steps are below the parallel grain, so they run on the calling thread; if the
+    block-wide ops around them were split over threads, half of every block would be built in another core's
+    cache and then pulled across by the loop (measured 7–10 % slower on 2 shared cores). The full-size ops
+    outside (softplus, the gate) keep every thread.
+    """
+    threads = torch.get_num_threads()
+    if not narrow or threads == 1 or not torch.backends.openmp.is_available():
+        yield
+        return
+    torch.set_num_threads(1)  # OpenMP and MKL thread counts are per calling thread
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _sequential_forward(
+    dt: torch.Tensor, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, plan: _Plan
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The recurrence step by step, in blocks of ``lb`` steps whose decays and drives are built just before use.
+
+    Each block's buffers ``[lb, B, G, N, Dg]`` stay in cache from their creation through the loop to the
+    contraction, so every full-size quantity is written once and read from cache; nothing of size
+    [B, L, Dm, N] is ever allocated. The N-before-Dg layout makes ``y = C·h`` one batched [1, N] × [N, Dg]
+    matrix product per (step, batch, group).
+
+    Args: Δ and u [B, Dm, L], A [Dm, N], B and C grouped [B, G, N, L].
+    Returns: y = Σ_n C·h, time-major [L, B, Dm], the last state [B, Dm, N] and the states carried into the
+    chunks of ``plan`` (what the backward restarts from), h_in [B, nc, G, Dg, N].
+    """
+    p = plan
+    length, rows = p.length, p.batch * p.groups
+    dt5 = _time_major(dt).view(length, p.batch, p.groups, 1, p.dg)
+    v = _time_major(dt * u).view(length, p.batch, p.groups, 1, p.dg)  # Δ·u
+    a_nd = A.view(p.groups, p.dg, p.n).transpose(1, 2).contiguous()  # [G, N, Dg]
+    b5 = B.permute(3, 0, 1, 2).unsqueeze(-1).contiguous()  # [L, B, G, N, 1]
+    c3 = C.permute(3, 0, 1, 2).reshape(length * rows, 1, p.n)  # [L·B·G, 1, N]
+    lb = max(1, min(length, _BLOCK_ELEMS // (p.batch * p.dm * p.n)))
+    a = u.new_empty(lb, p.batch, p.groups, p.n, p.dg)
+    xs = (torch.empty_like(a), torch.empty_like(a))  # alternate, so the previous block's last state survives
+    a_steps, x_steps = a.unbind(0), (xs[0].unbind(0), xs[1].unbind(0))
+    y = u.new_empty(length * rows, 1, p.dg)
+    h_in = u.new_zeros(p.batch, p.nc, p.groups, p.dg, p.n)
+    prev = None
+    for j, lo in enumerate(range(0, length, lb)):
+        k = min(lb, length - lo)
+        x, steps = xs[j % 2][:k], x_steps[j % 2]
+        torch.mul(dt5[lo : lo + k], a_nd, out=a[:k]).exp_()  # decays exp(Δ A)
+        torch.mul(v[lo : lo + k], b5[lo : lo + k], out=x)  # drives Δ·u·B
+        if prev is not None:
+            steps[0].addcmul_(a_steps[0], prev)
+        for i in range(1, k):
+            steps[i].addcmul_(a_steps[i], steps[i - 1])
+        torch.bmm(c3[lo * rows : (lo + k) * rows], x.view(k * rows, p.n, p.dg), out=y[lo * rows : (lo + k) * rows])
+        for c in range(lo // p.t + 1, min((lo + k) // p.t, p.nc - 1) + 1):  # chunk c starts after step c·T − 1
+            h_in[:, c] = steps[c * p.t - 1 - lo].transpose(-1, -2)
+        prev = steps[k - 1]
+    last = prev.transpose(-1, -2).reshape(p.batch, p.dm, p.n)
+    return y.view(length, p.batch, p.dm), last, h_in
+
+
 def _decays_and_drives(dt: torch.Tensor, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, plan: _Plan):
     """(a, x): decays exp(Δ ⊗ A) and drives (Δ·u) ⊗ B, [B, Lp, G, Dg, N] each (the Δ·u temporary is freed first)."""
     x = _drives(dt * u, B, plan)
     return _decays(dt, A, plan), x
+
+
+def _chunked_forward(
+    dt: torch.Tensor, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, plan: _Plan
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps 1–5 of the module docstring. Returns y = Σ_n C·h [B, Dm, L], the last state [B, Dm, N] and the
+    carried-in states h_in [B, nc, G, Dg, N]."""
+    a, h = _decays_and_drives(dt, u, A, B, plan)
+    a_s, h_s = plan.steps(a), plan.steps(h)
+    h_in = _forward_carries(a_s, h_s, dt, A, plan)
+    _run_(a_s, h_s, h_in, reverse=False)
+    del a, a_s, h_s
+    last = h[:, -1].reshape(plan.batch, plan.dm, plan.n).clone()
+    return _contract(h, C, plan), last, h_in
 
 
 class ChunkedScanFn(torch.autograd.Function):
@@ -322,17 +429,17 @@ class ChunkedScanFn(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size):
         u, delta = u.contiguous(), delta.contiguous()
         batch, dm, length = u.shape
-        t, nc = chunk_plan(length, chunk_size, batch * dm * A.shape[1])
+        step = batch * dm * A.shape[1]
+        t, nc = chunk_plan(length, chunk_size, step)
         plan = _Plan(batch, length, B.shape[1], dm // B.shape[1], A.shape[1], t, nc)
         dt = _delta(delta, delta_bias, delta_softplus)
-        a, h = _decays_and_drives(dt, u, A, B, plan)
-        a_s, h_s = plan.steps(a), plan.steps(h)
-        h_in = _forward_carries(a_s, h_s, dt, A, plan)
-        _run_(a_s, h_s, h_in, reverse=False)
-        del a, a_s, h_s
-        last = h[:, -1].reshape(batch, dm, plan.n).clone()
-        out = _contract(h, C, plan)
-        del h
+        if sequential_forward(length, A.shape[1], step, chunk_size):
+            with _one_thread_if(u.device.type == "cpu" and step < _PARALLEL_GRAIN):
+                y, last, h_in = _sequential_forward(dt, u, A, B, C, plan)
+            out = torch.empty_like(u)
+            out.view(batch * dm, length).copy_(y.view(length, batch * dm).t())
+        else:
+            out, last, h_in = _chunked_forward(dt, u, A, B, C, plan)
         if D is not None:
             out.addcmul_(u, D.unsqueeze(-1))
         if z is not None:

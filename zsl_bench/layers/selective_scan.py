@@ -8,19 +8,21 @@ Recurrence (models.md §4.1), per batch b, channel d, state n and time t::
 
 with ``g(d) = d // (Dm / G)`` for grouped B/C ``[B, G, N, L]`` (plain ``[B, N, L]`` is G = 1).
 
-Implementations behind :func:`selective_scan`:
+Implementations behind :func:`selective_scan` (``backend=``; :func:`selective_scan_ref` and
+:func:`selective_scan_chunked` are it with the backend fixed):
 
-* :func:`selective_scan_ref` — the O(L) Python loop (float64-capable); tests use it as ground truth.
-* :func:`selective_scan_chunked` — the CPU default, a custom autograd function with a hand-written backward.
+* ``"ref"`` — the O(L) Python loop (float64-capable); tests use it as ground truth.
+* ``"torch"`` — the CPU default, a custom autograd function with a hand-written backward
+  (:mod:`zsl_bench.layers.chunked_scan`).
 * ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` — used for CUDA tensors when it imports. It is
   imported lazily, on the first CUDA call only, and any failure falls back to the torch path (logged once).
 
 :func:`causal_conv1d_silu` dispatches the same way to ``causal_conv1d.causal_conv1d_fn``. These two lazy imports
 are the only places the optional ``[cuda]`` packages are ever imported.
 
-Why the chunked scan is stable: it never exponentiates cumulative sums. Each chunk is run with the plain
+Why the torch scan is stable: it never exponentiates cumulative sums. Each chunk is run with the plain
 recurrence (products of decays in [0, 1]), vectorised over all chunks, and chunks are linked by their carried-in
-states; see :mod:`zsl_bench.layers.chunked_scan`.
+states; wide steps run the plain recurrence step by step. See :mod:`zsl_bench.layers.chunked_scan`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -102,41 +105,39 @@ def _finish(
     return y.to(out_dtype)
 
 
+class _ScanArgs(NamedTuple):
+    """The tensor arguments of a scan, in selective_scan_fn's order (shapes as in :func:`selective_scan`)."""
+
+    u: torch.Tensor
+    delta: torch.Tensor
+    A: torch.Tensor
+    B: torch.Tensor
+    C: torch.Tensor
+    D: torch.Tensor | None
+    z: torch.Tensor | None
+    delta_bias: torch.Tensor | None
+    delta_softplus: bool
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Sequential reference
 # ----------------------------------------------------------------------------------------------------------------
-def selective_scan_ref(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """The O(L) loop of models.md §4.2 (autograd through the loop gives the backward).
-
-    Shapes: u/delta/z ``[B, D, L]``, A ``[D, N]``, B/C ``[B, N, L]`` or ``[B, G, N, L]``, D/delta_bias ``[D]``.
-    Returns out ``[B, D, L]`` (dtype of u) and, if asked, the last state ``[B, D, N]`` (work dtype). Computes in
-    float64 when u is float64, else float32.
-    """
-    _check_shapes(u, delta, A, B, C)
-    work = _work_dtype(u)
-    batch, dm, length = u.shape
-    uw = u.to(work)
-    dt = _discretised_delta(delta, delta_bias, delta_softplus, work)
-    decay = torch.exp(dt.unsqueeze(-1) * A.to(work).unsqueeze(1))  # [B, D, L, N]
-    Bw, Cw = B.to(work), C.to(work)
+def _scan_ref(x: _ScanArgs) -> tuple[torch.Tensor, torch.Tensor]:
+    """The O(L) loop of models.md §4.2 (autograd through the loop gives the backward): (out [B, D, L] in u's
+    dtype, last state [B, D, N] in the work dtype), computed in float64 when u is float64, else float32."""
+    work = _work_dtype(x.u)
+    batch, dm, length = x.u.shape
+    uw = x.u.to(work)
+    dt = _discretised_delta(x.delta, x.delta_bias, x.delta_softplus, work)
+    decay = torch.exp(dt.unsqueeze(-1) * x.A.to(work).unsqueeze(1))  # [B, D, L, N]
+    Bw, Cw = x.B.to(work), x.C.to(work)
     if Bw.dim() == 3:  # one B for all channels, as in mamba-ssm's selective_scan_ref
         drive = torch.einsum("bdl,bnl->bdln", dt * uw, Bw)
     else:  # grouped: repeat each group over its channels
         drive = torch.einsum("bdl,bdnl->bdln", dt * uw, Bw.repeat_interleave(dm // Bw.shape[1], dim=1))
     if Cw.dim() == 4:
         Cw = Cw.repeat_interleave(dm // Cw.shape[1], dim=1)  # [B, D, N, L]
-    h = uw.new_zeros(batch, dm, A.shape[1])
+    h = uw.new_zeros(batch, dm, x.A.shape[1])
     ys = []
     for t in range(length):
         h = decay[:, :, t] * h + drive[:, :, t]
@@ -145,58 +146,25 @@ def selective_scan_ref(
         else:
             ys.append(torch.einsum("bdn,bdn->bd", h, Cw[:, :, :, t]))
     y = torch.stack(ys, dim=-1) if ys else uw.new_zeros(batch, dm, 0)
-    out = _finish(y, uw, D, z, u.dtype)
-    return (out, h) if return_last_state else out
+    return _finish(y, uw, x.D, x.z, x.u.dtype), h
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Chunked implementation (the core lives in chunked_scan.py)
 # ----------------------------------------------------------------------------------------------------------------
-def selective_scan_chunked(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-    *,
-    chunk_size: int | None = None,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """The chunked torch scan (module docstring); same arguments and results as :func:`selective_scan_ref`.
-
-    ``chunk_size`` overrides T, the steps per chunk (default: :func:`~zsl_bench.layers.chunked_scan.chunk_plan`).
-    Works on any device.
-    """
-    _check_shapes(u, delta, A, B, C)
-    if u.shape[-1] == 0:
-        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    work = _work_dtype(u)
-
-    def cast(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.to(work)
-
-    out, last = ChunkedScanFn.apply(
-        cast(u),
-        cast(delta),
-        cast(A),
-        cast(_grouped(B)),
-        cast(_grouped(C)),
-        cast(D),
-        cast(z),
-        cast(delta_bias),
-        bool(delta_softplus),
-        chunk_size,
-    )
-    out = out.to(u.dtype)
-    return (out, last) if return_last_state else out
+def _scan_torch(x: _ScanArgs, chunk_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chunked torch scan (module docstring), on any device: same results as :func:`_scan_ref`."""
+    if x.u.shape[-1] == 0:
+        return _scan_ref(x)
+    work = _work_dtype(x.u)
+    u, delta, A, B, C, D, z, delta_bias, softplus = x
+    tensors = [None if t is None else t.to(work) for t in (u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias)]
+    out, last = ChunkedScanFn.apply(*tensors, bool(softplus), chunk_size)
+    return out.to(u.dtype), last
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# CUDA kernel dispatch
+# CUDA kernel dispatch and the public entry point
 # ----------------------------------------------------------------------------------------------------------------
 @functools.cache
 def _cuda_scan() -> Callable | None:
@@ -227,6 +195,7 @@ def selective_scan(
     return_last_state: bool = False,
     *,
     backend: str = "auto",
+    chunk_size: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan with mamba-ssm's ``selective_scan_fn`` signature (models.md §4.1).
 
@@ -237,22 +206,36 @@ def selective_scan(
         D, delta_bias: ``[D]``.
         backend: ``"auto"`` (the mamba-ssm kernel for CUDA tensors when it imports, else the chunked torch scan),
             ``"torch"`` (chunked), ``"ref"`` (sequential loop) or ``"cuda"`` (kernel; error if unavailable).
+        chunk_size: steps per chunk of the torch scan (default:
+            :func:`~zsl_bench.layers.chunked_scan.chunk_plan`); the other backends ignore it.
 
     Returns:
-        out ``[B, D, L]`` in u's dtype, and the last state ``[B, D, N]`` (float32) if ``return_last_state``.
+        out ``[B, D, L]`` in u's dtype, and the last state ``[B, D, N]`` if ``return_last_state`` (float32, or
+        float64 for float64 inputs on the torch and ref backends).
+
+    Raises:
+        ValueError: an unknown backend, or shapes that break the conventions above.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
-    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    if backend == "ref":
-        return selective_scan_ref(*args)
+    x = _ScanArgs(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     if backend == "cuda" or (backend == "auto" and u.is_cuda):
         kernel = _cuda_scan() if u.is_cuda else None
         if kernel is not None:
-            return kernel(*args)
+            return kernel(*x, return_last_state)
         if backend == "cuda":
             raise RuntimeError("the mamba-ssm CUDA kernel needs CUDA tensors and an importable mamba_ssm")
-    return selective_scan_chunked(*args)
+    _check_shapes(u, delta, A, B, C)
+    out, last = _scan_ref(x) if backend == "ref" else _scan_torch(x, chunk_size)
+    return (out, last) if return_last_state else out
+
+
+selective_scan_ref = functools.partial(selective_scan, backend="ref")
+selective_scan_ref.__doc__ = """:func:`selective_scan` with ``backend="ref"``: the sequential loop, float64-capable;
+tests use it as ground truth."""
+selective_scan_chunked = functools.partial(selective_scan, backend="torch")
+selective_scan_chunked.__doc__ = """:func:`selective_scan` with ``backend="torch"``: the chunked scan on any device
+(``chunk_size`` overrides T, the steps per chunk)."""
 
 
 @functools.cache
