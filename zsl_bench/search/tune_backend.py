@@ -164,8 +164,14 @@ def run_sweep(
         if workers:
             space = _fit_concurrency(space, workers)
         settings = space.sweep
-        grid = _search_stage(space, base_tree, name, sweep_dir, ray_dir, resume, objective, "search")
-        _record_crashes(grid, sweep_dir)
+        # A resumed sweep does not go through Tune's own restore (except for a grid, which cannot be re-sampled):
+        # after a hard kill, the restored trial list can miss trials started just before it while the restored
+        # searcher still counts them as live, and Tune then blocks forever waiting for a trial (seen in CI).
+        # The run directories are the record instead: unfinished ones continue from their checkpoints, and the
+        # missing trials are sampled by a searcher that reloads the Optuna journal (_complete_search).
+        if not resume or settings.searcher == "grid":
+            grid = _search_stage(space, base_tree, name, sweep_dir, ray_dir, resume, objective, "search")
+            _record_crashes(grid, sweep_dir)
         if resume:
             _complete_search(space, base_tree, name, sweep_dir, ray_dir, objective)
         finals = final_runs(sweep_dir, settings.metric, settings.mode, settings.top_k, settings.seeds_final)
@@ -231,7 +237,8 @@ def _search_stage(
 def _complete_search(
     space: SearchSpace, base_tree: dict[str, Any], name: str, sweep_dir: Path, ray_dir: Path, objective: Objective
 ) -> None:
-    """After a restore: continue unfinished run directories, then sample the trials still missing."""
+    """On ``--resume``: continue unfinished run directories (to their last epoch: the scheduler's rung records
+    are not restored), then sample the trials still missing with a searcher that reloads the journal."""
     settings = space.sweep
     leftovers = unfinished_runs(sweep_dir)
     if leftovers:
