@@ -326,10 +326,9 @@ def _delta(delta: torch.Tensor, delta_bias: torch.Tensor | None, softplus: bool)
 
 
 def _time_major(x: torch.Tensor) -> torch.Tensor:
-    """Contiguous [B, Dm, L] → contiguous [L, B, Dm]. Copied as a 2-D transpose: a 3-D permuting copy of a large
-    tensor is several times slower."""
-    batch, dm, length = x.shape
-    return x.view(batch * dm, length).t().contiguous().view(length, batch, dm)
+    """Contiguous [B, Dm, L] → contiguous [L, B, Dm] (a permuting copy: measured 1.7–2.8× faster than copying
+    the [B·Dm, L] transpose, for B·Dm from 768 to 12288 at L = 197)."""
+    return x.permute(2, 0, 1).contiguous()
 
 
 @contextlib.contextmanager
@@ -353,8 +352,14 @@ def _one_thread_if(narrow: bool) -> Iterator[None]:
 
 
 def _sequential_forward(
-    dt: torch.Tensor, u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, plan: _Plan
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dt: torch.Tensor,
+    u: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    plan: _Plan,
+    keep_carries: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The recurrence step by step, in blocks of ``lb`` steps whose decays and drives are built just before use.
 
     Each block's buffers ``[lb, B, G, N, Dg]`` stay in cache from their creation through the loop to the
@@ -364,7 +369,8 @@ def _sequential_forward(
 
     Args: Δ and u [B, Dm, L], A [Dm, N], B and C grouped [B, G, N, L].
     Returns: y = Σ_n C·h, time-major [L, B, Dm], the last state [B, Dm, N] and the states carried into the
-    chunks of ``plan`` (what the backward restarts from), h_in [B, nc, G, Dg, N].
+    chunks of ``plan`` (what the backward restarts from), h_in [B, nc, G, Dg, N], or None unless
+    ``keep_carries`` (inference: no backward will run).
     """
     p = plan
     length, rows = p.length, p.batch * p.groups
@@ -378,7 +384,7 @@ def _sequential_forward(
     xs = (torch.empty_like(a), torch.empty_like(a))  # alternate, so the previous block's last state survives
     a_steps, x_steps = a.unbind(0), (xs[0].unbind(0), xs[1].unbind(0))
     y = u.new_empty(length * rows, 1, p.dg)
-    h_in = u.new_zeros(p.batch, p.nc, p.groups, p.dg, p.n)
+    h_in = u.new_zeros(p.batch, p.nc, p.groups, p.dg, p.n) if keep_carries else None
     prev = None
     for j, lo in enumerate(range(0, length, lb)):
         k = min(lb, length - lo)
@@ -390,8 +396,8 @@ def _sequential_forward(
         for i in range(1, k):
             steps[i].addcmul_(a_steps[i], steps[i - 1])
         torch.bmm(c3[lo * rows : (lo + k) * rows], x.view(k * rows, p.n, p.dg), out=y[lo * rows : (lo + k) * rows])
-        for c in range(lo // p.t + 1, min((lo + k) // p.t, p.nc - 1) + 1):  # chunk c starts after step c·T − 1
-            h_in[:, c] = steps[c * p.t - 1 - lo].transpose(-1, -2)
+        for c in range(lo // p.t + 1, min((lo + k) // p.t, p.nc - 1) + 1) if keep_carries else ():
+            h_in[:, c] = steps[c * p.t - 1 - lo].transpose(-1, -2)  # chunk c starts after step c·T − 1
         prev = steps[k - 1]
     last = prev.transpose(-1, -2).reshape(p.batch, p.dm, p.n)
     return y.view(length, p.batch, p.dm), last, h_in
@@ -434,10 +440,10 @@ class ChunkedScanFn(torch.autograd.Function):
         plan = _Plan(batch, length, B.shape[1], dm // B.shape[1], A.shape[1], t, nc)
         dt = _delta(delta, delta_bias, delta_softplus)
         if sequential_forward(length, A.shape[1], step, chunk_size):
+            keep = any(ctx.needs_input_grad[:8])  # a backward may follow: record the chunk carries
             with _one_thread_if(u.device.type == "cpu" and step < _PARALLEL_GRAIN):
-                y, last, h_in = _sequential_forward(dt, u, A, B, C, plan)
-            out = torch.empty_like(u)
-            out.view(batch * dm, length).copy_(y.view(length, batch * dm).t())
+                y, last, h_in = _sequential_forward(dt, u, A, B, C, plan, keep)
+            out = y.permute(1, 2, 0).contiguous()  # [L, B, Dm] → [B, Dm, L]
         else:
             out, last, h_in = _chunked_forward(dt, u, A, B, C, plan)
         if D is not None:
