@@ -76,3 +76,19 @@ def test_killed_sweep_resumes_without_losing_or_rerunning_trials(synth_root, tmp
 
     code, _, err = cli("sweep", "--space", str(space_file), "--results", str(results))
     assert code == 2 and "--resume" in err  # a second plain start does not mix into the existing sweep
+
+    # `make quickstart` passes --resume every time: on a finished sweep it reruns nothing ...
+    code, out, err = cli("sweep", "--space", str(space_file), "--results", str(results), "--resume")
+    assert code == 0, err[-3000:]
+    assert len(run_dirs(sweep_dir)) == NUM_SAMPLES
+    for name, stamp in before.items():
+        assert (sweep_dir / name / "done").stat().st_mtime_ns == stamp, name
+    # ... and with nothing on disk yet it runs the whole sweep
+    code, out, err = cli(
+        "sweep", "--space", str(space_file), "--results", str(results), "--name", "fresh", "--resume",
+        "--num-samples", "2",
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    fresh = run_dirs(results / "fresh")
+    assert len(fresh) == 2 and all((d / "done").exists() for d in fresh), fresh
+    assert "search 2 completed" in out

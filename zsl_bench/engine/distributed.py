@@ -265,11 +265,10 @@ class _Distributed(Single):
         per = math.ceil(n / self.world_size)
         padded = np.concatenate([indices, np.repeat(np.asarray(indices)[-1:], per * self.world_size - n)])
         mine = padded[self.rank * per : (self.rank + 1) * per]
-        chunks = []
-        for _, raw in batches(source, mine, batch_size):
-            x = loops.model_input(raw, spec, False, None, device)
-            chunks.append(self.wrapped({"image": x, "class_att": class_att})["scores"].float())
-        local = torch.cat(chunks)  # [per, C]
+        wrapped = self.wrapped
+        local = loops.score_batches(  # [per, C]
+            lambda x: wrapped({"image": x, "class_att": class_att})["scores"], source, mine, batch_size, spec, device
+        )
         gathered = [torch.empty_like(local) for _ in range(self.world_size)]
         dist.all_gather(gathered, local)
         return torch.cat(gathered)[:n].cpu().numpy()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,11 +138,26 @@ def class_scores(
 ) -> np.ndarray:
     """Raw class scores [n, C] for the images ``indices`` [n] of ``source`` against ``class_att`` [C, A]."""
     model.eval()
+    scores = score_batches(lambda x: model.class_scores(model(x), class_att), source, indices, batch_size, spec, device)
+    return scores.cpu().numpy()
+
+
+def score_batches(
+    score: Callable[[Any], torch.Tensor],
+    source: ImageSource,
+    indices: np.ndarray,
+    batch_size: int,
+    spec: TransformSpec,
+    device: torch.device,
+) -> torch.Tensor:
+    """``score`` (a model input of b images → [b, C]) over ``indices`` [n] in batches: float32 [n, C] on ``device``.
+
+    The caller sets eval mode and grad mode; :func:`class_scores` and the distributed strategies share this loop.
+    """
     chunks = []
     for _, images in batches(source, indices, batch_size):
-        x = model_input(images, spec, False, None, device)
-        chunks.append(model.class_scores(model(x), class_att).float().cpu())
-    return torch.cat(chunks).numpy()
+        chunks.append(score(model_input(images, spec, False, None, device)).float())
+    return torch.cat(chunks)
 
 
 def to_score_space(scores: np.ndarray, label_space: np.ndarray, space: str) -> np.ndarray:
