@@ -2,7 +2,7 @@
 
 Usage::
 
-    OMP_NUM_THREADS=2 python benchmarks/scan.py [--repeats 5] [--passes 3] [--quick]
+    OMP_NUM_THREADS=2 python benchmarks/scan.py [--repeats 5] [--passes 3] [--quick] [--no-fused]
 
 Goals (issue 5), all measured in this run against ``selective_scan_ref`` on the same inputs:
 
@@ -15,6 +15,10 @@ Goals (issue 5), all measured in this run against ``selective_scan_ref`` on the 
 * peak extra memory ≤ 4 × one ``[B, D, L, N]`` float32 tensor;
 * max error vs the float64 reference ≤ 1e-5 (relative to the largest reference value), for the output, the last
   state and the gradient of every input (u, delta, A, B, C, D, z, delta_bias).
+
+The opt-in fused CPU forward (``backend="fused"``, :mod:`zsl_bench.layers.fused_scan`; built before any timing,
+skipped with ``--no-fused`` or when it cannot be built) is timed beside them: its speed-ups and errors are under
+each case's ``"fused"`` and in ``fused_goals_met``; ``all_goals_met`` is about the default torch scan only.
 
 Timing: "forward" is a call under ``torch.no_grad()`` (inference), "forward_autograd" the same call on inputs that
 require grad (the forward half of training, where the reference also records its graph), "fwd+bwd" a
@@ -40,6 +44,7 @@ beside it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -54,7 +59,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from zsl_bench.layers.chunked_scan import chunk_plan, sequential_forward
-from zsl_bench.layers.selective_scan import selective_scan_chunked, selective_scan_ref
+from zsl_bench.layers.fused_scan import extension
+from zsl_bench.layers.selective_scan import selective_scan, selective_scan_chunked, selective_scan_ref
 
 # name: (B, D, L, N, with z gate, G): B and C are [B, N, L] when G is None, else grouped [B, G, N, L].
 SPEED_CASES = {
@@ -143,38 +149,33 @@ def _no_grad(fn: Callable, inputs: dict) -> Callable[[], object]:
     return run
 
 
-def speed(inputs: dict, rounds: int) -> dict[str, float]:
-    """Forward (no_grad) and forward+backward times (ms) of the chunked scan and the reference."""
-    fwd = _time_interleaved(
-        {"ref": _no_grad(selective_scan_ref, inputs), "chunked": _no_grad(selective_scan_chunked, inputs)},
-        rounds,
-        {"chunked": 3},
-    )
+def _fused(**kwargs):
+    return selective_scan(**kwargs, backend="fused")
+
+
+def speed(inputs: dict, rounds: int, with_fused: bool) -> dict[str, float]:
+    """Forward (no_grad) and forward+backward times (ms) of the chunked scan, the reference and (``with_fused``)
+    the opt-in fused forward."""
+    impls = {"ref": selective_scan_ref, "chunked": selective_scan_chunked} | ({"fused": _fused} if with_fused else {})
+    reps = {"chunked": 3, "fused": 3}
+    fwd = _time_interleaved({k: _no_grad(f, inputs) for k, f in impls.items()}, rounds, reps)
     leaves = {k: (v.detach().clone().requires_grad_() if v is not None else None) for k, v in inputs.items()}
-    fwd_grad = _time_interleaved(
-        {"ref": lambda: _call(selective_scan_ref, leaves), "chunked": lambda: _call(selective_scan_chunked, leaves)},
-        rounds,
-        {"chunked": 3},
-    )
+    fwd_grad = _time_interleaved({k: functools.partial(_call, f, leaves) for k, f in impls.items()}, rounds, reps)
     w = _weights(inputs)
-    _fwd_bwd(selective_scan_chunked, inputs, w)  # warm-up; the reference's seconds-long call needs none
+    for name in ("chunked", "fused") if with_fused else ("chunked",):
+        _fwd_bwd(impls[name], inputs, w)  # warm-up; the reference's seconds-long call needs none
     fb = _time_interleaved(
-        {
-            "ref": lambda: _fwd_bwd(selective_scan_ref, inputs, w),
-            "chunked": lambda: _fwd_bwd(selective_scan_chunked, inputs, w),
-        },
+        {k: functools.partial(_fwd_bwd, f, inputs, w) for k, f in impls.items()},
         1,
-        {"chunked": 5},
+        {"chunked": 5, "fused": 5},
         warm=False,
     )
-    return {
-        "ref_forward_ms": 1e3 * fwd["ref"],
-        "chunked_forward_ms": 1e3 * fwd["chunked"],
-        "ref_forward_autograd_ms": 1e3 * fwd_grad["ref"],
-        "chunked_forward_autograd_ms": 1e3 * fwd_grad["chunked"],
-        "ref_fwd_bwd_ms": 1e3 * fb["ref"],
-        "chunked_fwd_bwd_ms": 1e3 * fb["chunked"],
-    }
+    times = {}
+    for name in impls:
+        times[f"{name}_forward_ms"] = 1e3 * fwd[name]
+        times[f"{name}_forward_autograd_ms"] = 1e3 * fwd_grad[name]
+        times[f"{name}_fwd_bwd_ms"] = 1e3 * fb[name]
+    return times
 
 
 def scaling_times(short: dict, long: dict, rounds: int) -> dict[str, float]:
@@ -197,12 +198,12 @@ def _min_merge(best: dict[str, float], new: dict[str, float]) -> dict[str, float
     return {k: min(best.get(k, float("inf")), v) for k, v in new.items()}
 
 
-def errors(inputs: dict) -> dict[str, float]:
-    """Max |float32 chunked − float64 reference| / max |reference| for out, last state and every gradient."""
+def errors(inputs: dict, fn: Callable = selective_scan_chunked) -> dict[str, float]:
+    """Max |float32 ``fn`` − float64 reference| / max |reference| for out, last state and every gradient."""
     names = [k for k in ARG_NAMES if inputs[k] is not None]
     as64 = {k: (v.double() if v is not None else None) for k, v in inputs.items()}
     out64, last64, g64 = _fwd_bwd(selective_scan_ref, as64, _weights(inputs, torch.float64))
-    out32, last32, g32 = _fwd_bwd(selective_scan_chunked, inputs, _weights(inputs))
+    out32, last32, g32 = _fwd_bwd(fn, inputs, _weights(inputs))
 
     def rel(a: torch.Tensor, b: torch.Tensor) -> float:
         return ((a.double() - b).abs().max() / b.abs().max()).item()
@@ -269,8 +270,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=5, help="forward timing rounds per pass")
     parser.add_argument("--passes", type=int, default=3, help="passes over all timings (minimum taken)")
     parser.add_argument("--quick", action="store_true", help="one pass, two rounds (a smoke run; noisier)")
+    parser.add_argument("--no-fused", action="store_true", help="skip the opt-in fused CPU forward")
     args = parser.parse_args(argv)
     rounds, passes = (2, 1) if args.quick else (args.repeats, args.passes)
+    with_fused = not args.no_fused and extension() is not None  # built (or loaded) here, outside every timing
 
     report: dict = {
         "torch": torch.__version__,
@@ -289,17 +292,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Timings: several passes spread over the run, minimum per figure, so a busy spell on the machine decides nothing.
     times: dict[str, dict[str, float]] = {name: {} for name in SPEED_CASES}
-    per_pass: dict[str, dict[str, list[float]]] = {name: {"ref": [], "chunked": []} for name in SPEED_CASES}
+    impls = ("ref", "chunked", "fused") if with_fused else ("ref", "chunked")
+    per_pass: dict[str, dict[str, list[float]]] = {name: {k: [] for k in impls} for name in SPEED_CASES}
     scaling: dict[str, float] = {}
     for _ in range(passes):
         for name in SPEED_CASES:
-            new = speed(inputs[name], rounds)
+            new = speed(inputs[name], rounds, with_fused)
             times[name] = _min_merge(times[name], new)
-            for impl in ("ref", "chunked"):
+            for impl in impls:
                 per_pass[name][impl].append(round(new[f"{impl}_forward_ms"], 3))
         scaling = _min_merge(scaling, scaling_times(short, long, 2 * rounds))
 
     met: dict[str, bool] = {}
+    met_fused: dict[str, bool] = {}
     for name, (b, dm, length, n, with_z, groups) in SPEED_CASES.items():
         t, nc = chunk_plan(length, None, b * dm * n)
         tm = times[name]
@@ -319,6 +324,18 @@ def main(argv: list[str] | None = None) -> dict:
         met[f"{name}_fwd_bwd_5x"] = tm["fwd_bwd_speedup"] >= GOALS["fwd_bwd_speedup"]
         met[f"{name}_memory_4x"] = case["memory"]["ratio"] <= GOALS["memory_ratio"]
         met[f"{name}_errors_1e-5"] = max(case["error_vs_float64"].values()) <= GOALS["error"]
+        if with_fused:
+            case["fused"] = {
+                "forward_speedup": tm["ref_forward_ms"] / tm["fused_forward_ms"],
+                "forward_autograd_speedup": tm["ref_forward_autograd_ms"] / tm["fused_forward_autograd_ms"],
+                "fwd_bwd_speedup": tm["ref_fwd_bwd_ms"] / tm["fused_fwd_bwd_ms"],
+                "error_vs_float64": errors(inputs[name], _fused),
+            }
+            fused = case["fused"]
+            met_fused[f"{name}_forward_10x"] = fused["forward_speedup"] >= GOALS["forward_speedup"]
+            met_fused[f"{name}_forward_autograd_10x"] = fused["forward_autograd_speedup"] >= GOALS["forward_speedup"]
+            met_fused[f"{name}_fwd_bwd_5x"] = fused["fwd_bwd_speedup"] >= GOALS["fwd_bwd_speedup"]
+            met_fused[f"{name}_errors_1e-5"] = max(fused["error_vs_float64"].values()) <= GOALS["error"]
         report["cases"][name] = case
 
     scaling["forward_ratio"] = scaling["forward_ms_long"] / scaling["forward_ms_short"]
@@ -329,6 +346,9 @@ def main(argv: list[str] | None = None) -> dict:
     report["load_average_at_end"] = _load()
     report["goals_met"] = met
     report["all_goals_met"] = all(met.values())
+    if with_fused:  # the opt-in backend="fused" (its memory and scaling are not measured)
+        report["fused_goals_met"] = met_fused
+        report["fused_all_speed_goals_met"] = all(met_fused.values())
     print(json.dumps(report, indent=1))
     return report
 

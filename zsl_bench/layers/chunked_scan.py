@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ChunkedScanFn", "chunk_plan", "sequential_forward"]
+__all__ = ["ChunkedScanFn", "FusedForwardScanFn", "chunk_plan", "sequential_forward"]
 
 _DOUBLING_MIN_CHUNKS = 16  # below this many chunks the carry loop is cheaper than the doubling scan
 _SINGLE_CHUNK_MAX_STEPS = 256  # one chunk (a plain loop over L) for sequences up to this long …
@@ -433,14 +433,23 @@ class ChunkedScanFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size):
+        return ChunkedScanFn._forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, False)
+
+    @staticmethod
+    def _forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, fused: bool):
+        """The forward of this function and of :class:`FusedForwardScanFn` (``fused``: the C++ loop makes y)."""
         u, delta = u.contiguous(), delta.contiguous()
         batch, dm, length = u.shape
         step = batch * dm * A.shape[1]
         t, nc = chunk_plan(length, chunk_size, step)
         plan = _Plan(batch, length, B.shape[1], dm // B.shape[1], A.shape[1], t, nc)
         dt = _delta(delta, delta_bias, delta_softplus)
-        if sequential_forward(length, A.shape[1], step, chunk_size):
-            keep = any(ctx.needs_input_grad[:8])  # a backward may follow: record the chunk carries
+        keep = any(ctx.needs_input_grad[:8])  # a backward may follow: record the chunk carries
+        if fused:
+            from zsl_bench.layers.fused_scan import fused_forward
+
+            out, last, h_in = fused_forward(dt, u, A, B, C, t, nc, keep)
+        elif sequential_forward(length, A.shape[1], step, chunk_size):
             with _one_thread_if(u.device.type == "cpu" and step < _PARALLEL_GRAIN):
                 y, last, h_in = _sequential_forward(dt, u, A, B, C, plan, keep)
             out = y.permute(1, 2, 0).contiguous()  # [L, B, Dm] → [B, Dm, L]
@@ -498,3 +507,12 @@ class ChunkedScanFn(torch.autograd.Function):
             g_dt.mul_(torch.expm1(-dt).neg_())
         g_bias = g_dt.sum((0, 2)) if ctx.has_bias else None
         return g_u, g_dt, g_A, g_B, g_C, g_D, g_z, g_bias, None, None
+
+
+class FusedForwardScanFn(ChunkedScanFn):
+    """:class:`ChunkedScanFn` whose forward is the compiled C++ loop of :mod:`zsl_bench.layers.fused_scan` (same
+    ``apply`` arguments, same backward). Use it only when ``fused_scan.extension()`` is not None."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size):
+        return ChunkedScanFn._forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, True)

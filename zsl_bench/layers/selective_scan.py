@@ -14,6 +14,9 @@ Implementations behind :func:`selective_scan` (``backend=``; :func:`selective_sc
 * ``"ref"`` — the O(L) Python loop (float64-capable); tests use it as ground truth.
 * ``"torch"`` — the CPU default, a custom autograd function with a hand-written backward
   (:mod:`zsl_bench.layers.chunked_scan`).
+* ``"fused"`` — opt-in, CPU only: the same function with its forward replaced by a C++ loop compiled on first use
+  (:mod:`zsl_bench.layers.fused_scan`); ``"auto"`` picks it for CPU tensors when ``ZSL_BENCH_FUSED_SCAN=1``. If it
+  cannot be built, the torch scan runs (logged once).
 * ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` — used for CUDA tensors when it imports. It is
   imported lazily, on the first CUDA call only, and any failure falls back to the torch path (logged once).
 
@@ -29,13 +32,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from zsl_bench.layers.chunked_scan import ChunkedScanFn
+from zsl_bench.layers.chunked_scan import ChunkedScanFn, FusedForwardScanFn
 
 __all__ = [
     "causal_conv1d_silu",
@@ -47,7 +51,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "ref", "cuda")
+BACKENDS = ("auto", "torch", "fused", "ref", "cuda")
+FUSED_ENV = "ZSL_BENCH_FUSED_SCAN"  # "1": backend "auto" uses the fused CPU forward
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -152,14 +157,16 @@ def _scan_ref(x: _ScanArgs) -> tuple[torch.Tensor, torch.Tensor]:
 # ----------------------------------------------------------------------------------------------------------------
 # Chunked implementation (the core lives in chunked_scan.py)
 # ----------------------------------------------------------------------------------------------------------------
-def _scan_torch(x: _ScanArgs, chunk_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The chunked torch scan (module docstring), on any device: same results as :func:`_scan_ref`."""
+def _scan_torch(x: _ScanArgs, chunk_size: int | None, fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chunked torch scan (module docstring), on any device: same results as :func:`_scan_ref`. ``fused``:
+    the compiled forward for CPU tensors, when it builds."""
     if x.u.shape[-1] == 0:
         return _scan_ref(x)
     work = _work_dtype(x.u)
     u, delta, A, B, C, D, z, delta_bias, softplus = x
     tensors = [None if t is None else t.to(work) for t in (u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias)]
-    out, last = ChunkedScanFn.apply(*tensors, bool(softplus), chunk_size)
+    fn = FusedForwardScanFn if fused and u.device.type == "cpu" and _fused_available() else ChunkedScanFn
+    out, last = fn.apply(*tensors, bool(softplus), chunk_size)
     return out.to(u.dtype), last
 
 
@@ -175,6 +182,12 @@ def _cuda_scan() -> Callable | None:
         log.warning("mamba_ssm selective_scan_fn unavailable (%s: %s); using the torch scan", type(exc).__name__, exc)
         return None
     return selective_scan_fn
+
+
+def _fused_available() -> bool:
+    from zsl_bench.layers.fused_scan import extension
+
+    return extension() is not None
 
 
 def cuda_kernel_available() -> bool:
@@ -204,8 +217,10 @@ def selective_scan(
         A: ``[D, N]`` (negative real).
         B, C: ``[B, N, L]`` or grouped ``[B, G, N, L]``; channel d uses group ``d // (D / G)``.
         D, delta_bias: ``[D]``.
-        backend: ``"auto"`` (the mamba-ssm kernel for CUDA tensors when it imports, else the chunked torch scan),
-            ``"torch"`` (chunked), ``"ref"`` (sequential loop) or ``"cuda"`` (kernel; error if unavailable).
+        backend: ``"auto"`` (the mamba-ssm kernel for CUDA tensors when it imports, else the chunked torch scan,
+            with the fused CPU forward when ``ZSL_BENCH_FUSED_SCAN=1``), ``"torch"`` (chunked), ``"fused"`` (the
+            compiled CPU forward, falling back to ``"torch"``), ``"ref"`` (sequential loop) or ``"cuda"``
+            (kernel; error if unavailable).
         chunk_size: steps per chunk of the torch scan (default:
             :func:`~zsl_bench.layers.chunked_scan.chunk_plan`); the other backends ignore it.
 
@@ -226,7 +241,8 @@ def selective_scan(
         if backend == "cuda":
             raise RuntimeError("the mamba-ssm CUDA kernel needs CUDA tensors and an importable mamba_ssm")
     _check_shapes(u, delta, A, B, C)
-    out, last = _scan_ref(x) if backend == "ref" else _scan_torch(x, chunk_size)
+    fused = backend == "fused" or (backend == "auto" and os.environ.get(FUSED_ENV) == "1")
+    out, last = _scan_ref(x) if backend == "ref" else _scan_torch(x, chunk_size, fused)
     return (out, last) if return_last_state else out
 
 
