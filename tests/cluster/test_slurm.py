@@ -97,7 +97,7 @@ def test_smoke_sweep_as_a_two_node_slurm_job(slurm, cli, tmp_path, record_proper
 
 
 def test_cancelled_sweep_job_resumes_with_resume(slurm, cli, tmp_path, synth_root):
-    epochs = 2
+    epochs = 4  # the cancel lands between a trial's first checkpoint and its end: 2 epochs left too short a window
     space = {
         "base": "quickstart",
         "set": {"data.root": str(synth_root), "train.epochs": epochs, "model.options.width": 8},

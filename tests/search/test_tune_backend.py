@@ -83,6 +83,42 @@ def test_smoke_runs_every_shipped_space(space_file, tmp_path, cli):
         assert config["train"]["epochs"] <= 1 and (run / "done").exists()
 
 
+def test_a_trial_no_node_can_hold_fails_at_once_in_one_line(synth_root, tmp_path, cli):
+    """A GPU space started on this CPU machine used to leave every trial PENDING forever."""
+    space = {
+        "base": "quickstart",
+        "set": {"data.root": str(synth_root), "train.epochs": 1},
+        "sweep": {"num_samples": 2, "resources_per_trial": {"cpu": 1, "gpu": 1}},
+        "space": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+    }
+    space_file = tmp_path / "gpu.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    code, _, err = cli("sweep", "--space", str(space_file), "--results", str(tmp_path / "results"), timeout=120)
+    assert code == 2, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("zsl-bench: error: a trial needs 1 CPU and 1 GPU on one node"), lines[-3:]
+    assert "Traceback" not in err
+    assert not list((tmp_path / "results" / "gpu").glob("*/config.yaml"))  # no trial started
+
+
+def test_missing_data_fails_before_any_trial_in_one_line(tmp_path, cli):
+    """Every trial would fail on it: the driver checks the data once, before Ray starts, and writes nothing."""
+    space = {
+        "base": "quickstart",
+        "set": {"data.root": str(tmp_path / "nowhere" / "synth")},
+        "sweep": {"num_samples": 2, "resources_per_trial": {"cpu": 1}},
+        "space": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
+    }
+    space_file = tmp_path / "nodata.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    code, _, err = cli("sweep", "--space", str(space_file), "--results", str(tmp_path / "results"), timeout=120)
+    assert code == 2, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, lines
+    assert str(tmp_path / "nowhere" / "synth") in lines[0] and "--set data.root=DIR" in lines[0]
+    assert not (tmp_path / "results").exists()
+
+
 def test_local_token_is_private_and_stable(tmp_path):
     from zsl_bench.search.tune_backend import ensure_local_token
 

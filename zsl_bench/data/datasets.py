@@ -212,6 +212,16 @@ def load_dataset(name: str, root: str | Path | None = None) -> ZslDataset:
     return ZslDataset(name, view.root, paths, view.order.labels, view.split, view.attributes, dict(view.sources))
 
 
+def check_dataset(name: str, root: str | Path | None = None, features: str | None = None) -> None:
+    """Raise the :class:`UserError` a trial on ``name`` would raise about its data, before any trial starts: the
+    folder, its split files and, for images (``features`` None), the image list and every file on disk. Reads no
+    image; with ``features`` the feature file itself is left to the trial."""
+    if features is None:
+        load_dataset(name, root)
+    else:
+        read_dataset(name, root)
+
+
 # ---------------------------------------------------------------------------------------------- inspect
 
 INSPECT_KEYS = (

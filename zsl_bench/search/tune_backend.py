@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from zsl_bench.config import ExperimentConfig, build_config, to_dict, validate
+from zsl_bench.data.datasets import check_dataset
 from zsl_bench.errors import TrialFailed, UserError
 from zsl_bench.rundir import DONE, ERROR, RunWriter, find_run_dirs
 from zsl_bench.search.space import Param, SearchSpace, SweepSettings
@@ -128,6 +129,11 @@ def run_sweep(
     workers = workers_per_trial(space, base)
     if not resume and any(True for _ in find_run_dirs(sweep_dir)):
         raise UserError(f"sweep {name!r} already has runs in {sweep_dir}; pass --resume to continue it or --name NEW")
+    if not any(key.startswith("data.") for key in space.space):  # every trial reads this data: check it once, now
+        try:
+            check_dataset(base.data.name, base.data.root, base.data.features)
+        except UserError as exc:
+            raise UserError(f"{exc} (in a sweep: data.root under the space's 'set', or --set data.root=DIR)") from exc
     ray_dir.mkdir(parents=True, exist_ok=True)
     if "ray" in sys.modules and os.environ.get("RAY_AUTH_MODE") != "token":
         raise RuntimeError("ray was imported before run_sweep set up token auth; set RAY_AUTH_MODE=token first")
@@ -163,6 +169,8 @@ def run_sweep(
     try:
         if workers:
             space = _fit_concurrency(space, workers)
+        else:
+            _check_trial_fits(space.sweep.resources_per_trial)
         settings = space.sweep
         # A resumed sweep does not go through Tune's own restore (except for a grid, which cannot be re-sampled):
         # after a hard kill, the restored trial list can miss trials started just before it while the restored
@@ -391,6 +399,23 @@ def _fit_concurrency(space: SearchSpace, workers: int) -> SearchSpace:
         return space
     log.warning("max_concurrent %d -> %d: that many %d-worker trials fit", space.sweep.max_concurrent, fits, workers)
     return space.model_copy(update={"sweep": space.sweep.model_copy(update={"max_concurrent": fits})})
+
+
+def _check_trial_fits(res: Any) -> None:
+    """Refuse single-process trials that no node of the cluster can hold (Tune would keep them pending forever,
+    e.g. a GPU space started on a CPU machine)."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= res.cpu and r.get("GPU", 0) >= res.gpu for r in nodes):
+        return
+    big = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
+    raise UserError(
+        f"a trial needs {res.cpu:g} CPU{f' and {res.gpu:g} GPU' if res.gpu else ''} on one node "
+        f"(sweep.resources_per_trial), but the largest node of this Ray cluster has {big.get('CPU', 0):g} CPU and "
+        f"{big.get('GPU', 0):g} GPU; lower resources_per_trial in the space file, or run it where such a node "
+        "exists (--address, or zsl-bench cluster slurm)"
+    )
 
 
 def _foreign_checkpoint(run_dir: Path) -> Path | None:
