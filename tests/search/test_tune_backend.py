@@ -83,39 +83,34 @@ def test_smoke_runs_every_shipped_space(space_file, tmp_path, cli):
         assert config["train"]["epochs"] <= 1 and (run / "done").exists()
 
 
-def test_a_trial_no_node_can_hold_fails_at_once_in_one_line(synth_root, tmp_path, cli):
-    """A GPU space started on this CPU machine used to leave every trial PENDING forever."""
+def refused_sweep(tmp_path, cli, name: str, settings: dict, resources: dict) -> list[str]:
+    """Run a 2-trial quickstart sweep that must be refused: exit 2 and no traceback; its stderr lines."""
     space = {
         "base": "quickstart",
-        "set": {"data.root": str(synth_root), "train.epochs": 1},
-        "sweep": {"num_samples": 2, "resources_per_trial": {"cpu": 1, "gpu": 1}},
+        "set": settings,
+        "sweep": {"num_samples": 2, "resources_per_trial": resources},
         "space": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
     }
-    space_file = tmp_path / "gpu.yaml"
+    space_file = tmp_path / f"{name}.yaml"
     space_file.write_text(yaml.safe_dump(space))
     code, _, err = cli("sweep", "--space", str(space_file), "--results", str(tmp_path / "results"), timeout=120)
-    assert code == 2, err[-3000:]
-    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    return [line for line in err.splitlines() if line.strip()]
+
+
+def test_a_trial_no_node_can_hold_fails_at_once_in_one_line(synth_root, tmp_path, cli):
+    """A GPU space started on this CPU machine used to leave every trial PENDING forever."""
+    settings = {"data.root": str(synth_root), "train.epochs": 1}
+    lines = refused_sweep(tmp_path, cli, "gpu", settings, {"cpu": 1, "gpu": 1})
     assert lines[-1].startswith("zsl-bench: error: a trial needs 1 CPU and 1 GPU on one node"), lines[-3:]
-    assert "Traceback" not in err
     assert not list((tmp_path / "results" / "gpu").glob("*/config.yaml"))  # no trial started
 
 
 def test_missing_data_fails_before_any_trial_in_one_line(tmp_path, cli):
     """Every trial would fail on it: the driver checks the data once, before Ray starts, and writes nothing."""
-    space = {
-        "base": "quickstart",
-        "set": {"data.root": str(tmp_path / "nowhere" / "synth")},
-        "sweep": {"num_samples": 2, "resources_per_trial": {"cpu": 1}},
-        "space": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
-    }
-    space_file = tmp_path / "nodata.yaml"
-    space_file.write_text(yaml.safe_dump(space))
-    code, _, err = cli("sweep", "--space", str(space_file), "--results", str(tmp_path / "results"), timeout=120)
-    assert code == 2, err[-3000:]
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, lines
-    assert str(tmp_path / "nowhere" / "synth") in lines[0] and "--set data.root=DIR" in lines[0]
+    root = tmp_path / "nowhere" / "synth"
+    lines = refused_sweep(tmp_path, cli, "nodata", {"data.root": str(root)}, {"cpu": 1})
+    assert len(lines) == 1 and str(root) in lines[0] and "--set data.root=DIR" in lines[0], lines
     assert not (tmp_path / "results").exists()
 
 
