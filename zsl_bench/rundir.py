@@ -161,6 +161,21 @@ def read_run(path: Path) -> Run:
     return Run(path, config, summary, metrics, error, (path / DONE).exists())
 
 
+def reopen_stopped(run_dir: Path) -> bool:
+    """Make a run finalised as ``stopped`` unfinished again (its ``done`` removed), so ``run_trial`` continues it
+    from its latest checkpoint. For a scheduler that pauses a trial by stopping it and later resumes it (PBT).
+    Returns whether it did; any other run is left alone."""
+    path = Path(run_dir)
+    try:
+        summary = json.loads((path / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return False
+    if not (path / DONE).exists() or not isinstance(summary, dict) or summary.get("status") != "stopped":
+        return False
+    (path / DONE).unlink()
+    return True
+
+
 def find_run_dirs(root: Path) -> Iterator[Path]:
     """Every directory below ``root`` holding a ``config.yaml`` (hidden and ``_``-prefixed dirs skipped)."""
     root = Path(root)

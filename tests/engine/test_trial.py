@@ -90,6 +90,28 @@ def test_scheduler_stop_finalises_the_run(synth_root, tmp_path):
     assert (tmp_path / "run" / "done").exists()
 
 
+def test_a_paused_run_reopened_continues_where_it_stopped(synth_root, tmp_path):
+    """PBT pauses a trial by stopping it and resumes it later from its own checkpoint (tune_backend reopens it)."""
+    from zsl_bench.rundir import reopen_stopped
+
+    def pause_at_second(metrics):
+        if metrics["epoch"] == 2:
+            raise SystemExit(0)
+
+    cfg, run = small_cfg(synth_root, train={"epochs": 4}), tmp_path / "run"
+    assert not reopen_stopped(run)  # nothing there yet
+    with pytest.raises(SystemExit):
+        run_trial(cfg, run, pause_at_second)
+    assert reopen_stopped(run) and not (run / "done").exists()
+    reports = []
+    summary = run_trial(cfg, run, reports.append)
+    assert summary["status"] == "completed" and summary["epochs_run"] == 4
+    assert [r["epoch"] for r in reports] == [3, 4]  # continued, not restarted
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert not reopen_stopped(run)  # a completed run stays finished
+
+
 @MODELS.register("nan_test")
 def _nan_model(num_attributes: int, image_size: int) -> ZslModel:
     class Nan(ZslModel):

@@ -34,7 +34,7 @@ from typing import Any
 from zsl_bench.config import ExperimentConfig, build_config, to_dict, validate
 from zsl_bench.data.datasets import check_dataset
 from zsl_bench.errors import TrialFailed, UserError
-from zsl_bench.rundir import DONE, ERROR, RunWriter, find_run_dirs
+from zsl_bench.rundir import DONE, ERROR, RunWriter, find_run_dirs, reopen_stopped
 from zsl_bench.search.space import Param, SearchSpace, SweepSettings
 from zsl_bench.search.stages import (
     PlannedRun,
@@ -314,9 +314,14 @@ def _run_objective(
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     extra = {}
-    source = _foreign_checkpoint(run_dir)
+    marker = _checkpoint_marker()
+    source = _foreign_checkpoint(run_dir, marker)
     if source is not None:  # PBT exploit: continue from another trial's weights under this trial's new config
         extra["init_from"] = source
+    elif marker is not None and reopen_stopped(run_dir):
+        # Tune resumes this trial from its own checkpoint: PBT had paused it (stopping it finalised the run as
+        # "stopped"), so it continues from its latest epoch instead of ending there
+        log.info("%s: resumed after a pause", run_dir.name)
     try:
         objective(cfg, run_dir, report=report, **extra)
     except TrialFailed:
@@ -418,17 +423,23 @@ def _check_trial_fits(res: Any) -> None:
     )
 
 
-def _foreign_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint file of another run that Tune restarts this trial from (PBT's exploit), or None."""
+def _checkpoint_marker() -> dict[str, Any] | None:
+    """``{"epoch", "run_dir"}`` of the checkpoint Tune (re)starts this trial from (see ``report``), or None."""
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
+    with checkpoint.as_directory() as folder:
+        return json.loads(Path(folder, "epoch.json").read_text())
+
+
+def _foreign_checkpoint(run_dir: Path, marker: dict[str, Any] | None) -> Path | None:
+    """The checkpoint file of another run that Tune restarts this trial from (PBT's exploit), or None."""
+    if marker is None:
+        return None
     from zsl_bench.engine.checkpoint import LATEST, epoch_file
 
-    with checkpoint.as_directory() as folder:
-        marker = json.loads(Path(folder, "epoch.json").read_text())
     source = Path(marker["run_dir"])
     if source == run_dir:
         return None  # its own checkpoint (restore, retry): run_trial resumes from the run directory itself
