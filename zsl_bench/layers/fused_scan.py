@@ -22,6 +22,7 @@ import hashlib
 import logging
 import platform
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -48,7 +49,7 @@ def _cpu_digest() -> str:
 
 
 @functools.cache
-def extension():
+def extension() -> ModuleType | None:
     """The compiled module (``scan_forward``), or None when it cannot be built or imported here (logged once)."""
     try:
         from torch.utils.cpp_extension import load
