@@ -185,6 +185,20 @@ def test_sequential_forward_blocks_and_carries(monkeypatch, block_elems: int, ch
     assert rel_err(last_n, last_r) <= 1e-12
 
 
+def test_carries_are_recorded_only_when_a_backward_can_follow(monkeypatch) -> None:
+    """A model's parameters (here D) require grad even under no_grad; only the caller knows no backward will run."""
+    seen = []
+    real = chunked_scan._sequential_forward
+    monkeypatch.setattr(chunked_scan, "_sequential_forward", lambda *a: seen.append(a[-1]) or real(*a))
+    x = {k: v.float() for k, v in make_inputs(2, 64, 20, 16, None).items()}  # steps of 2048: the sequential forward
+    x["D"] = torch.nn.Parameter(x["D"])
+    with torch.no_grad():
+        selective_scan_chunked(**x, delta_softplus=True)
+    out = selective_scan_chunked(**x, delta_softplus=True)
+    out.sum().backward()
+    assert seen == [False, True] and x["D"].grad is not None
+
+
 @pytest.mark.parametrize("a_scale", [1e-4, 30.0, 1e3])
 def test_extreme_decays_are_stable(a_scale: float) -> None:
     """|A·Δ| from ~1e-5 (no decay for thousands of steps) to ~1e4 per step (instant forgetting, exp underflows)."""

@@ -424,27 +424,31 @@ def _chunked_forward(
 
 
 class ChunkedScanFn(torch.autograd.Function):
-    """``apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size)`` → (out [B, Dm, L], h_{L-1}
-    [B, Dm, N]) with the semantics of mamba-ssm's ``selective_scan_fn``.
+    """``apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size[, keep_carries])`` → (out [B, Dm, L],
+    h_{L-1} [B, Dm, N]) with the semantics of mamba-ssm's ``selective_scan_fn``.
 
     u, delta, z are [B, Dm, L]; A is [Dm, N]; B, C are grouped [B, G, N, L]; D, delta_bias are [Dm] (D, z and
     delta_bias may be None). All tensors share one float dtype (the caller casts).
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size):
-        return ChunkedScanFn._forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, False)
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries=True):
+        args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries)
+        return ChunkedScanFn._forward(ctx, *args, fused=False)
 
     @staticmethod
-    def _forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, fused: bool):
-        """The forward of this function and of :class:`FusedForwardScanFn` (``fused``: the C++ loop makes y)."""
+    def _forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries, fused: bool):
+        """The forward of this function and of :class:`FusedForwardScanFn` (``fused``: the C++ loop makes y).
+        ``keep_carries`` False (the caller runs without grad) skips recording what a backward would need; inside
+        ``forward`` grad mode is always off and ``needs_input_grad`` still reflects parameters, so only the caller
+        can tell."""
         u, delta = u.contiguous(), delta.contiguous()
         batch, dm, length = u.shape
         step = batch * dm * A.shape[1]
         t, nc = chunk_plan(length, chunk_size, step)
         plan = _Plan(batch, length, B.shape[1], dm // B.shape[1], A.shape[1], t, nc)
         dt = _delta(delta, delta_bias, delta_softplus)
-        keep = any(ctx.needs_input_grad[:8])  # a backward may follow: record the chunk carries
+        keep = keep_carries and any(ctx.needs_input_grad[:8])  # a backward may follow: record the chunk carries
         if fused:
             from zsl_bench.layers.fused_scan import fused_forward
 
@@ -506,7 +510,7 @@ class ChunkedScanFn(torch.autograd.Function):
         if ctx.delta_softplus:  # dΔ/dδ = σ(δ + δ_bias) = 1 − exp(−Δ)
             g_dt.mul_(torch.expm1(-dt).neg_())
         g_bias = g_dt.sum((0, 2)) if ctx.has_bias else None
-        return g_u, g_dt, g_A, g_B, g_C, g_D, g_z, g_bias, None, None
+        return g_u, g_dt, g_A, g_B, g_C, g_D, g_z, g_bias, None, None, None
 
 
 class FusedForwardScanFn(ChunkedScanFn):
@@ -514,5 +518,6 @@ class FusedForwardScanFn(ChunkedScanFn):
     ``apply`` arguments, same backward). Use it only when ``fused_scan.extension()`` is not None."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size):
-        return ChunkedScanFn._forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, True)
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries=True):
+        args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries)
+        return ChunkedScanFn._forward(ctx, *args, fused=True)

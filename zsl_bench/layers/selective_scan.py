@@ -166,7 +166,8 @@ def _scan_torch(x: _ScanArgs, chunk_size: int | None, fused: bool = False) -> tu
     u, delta, A, B, C, D, z, delta_bias, softplus = x
     tensors = [None if t is None else t.to(work) for t in (u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias)]
     fn = FusedForwardScanFn if fused and u.device.type == "cpu" and _fused_available() else ChunkedScanFn
-    out, last = fn.apply(*tensors, bool(softplus), chunk_size)
+    keep = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)  # a backward may follow
+    out, last = fn.apply(*tensors, bool(softplus), chunk_size, keep)
     return out.to(u.dtype), last
 
 
