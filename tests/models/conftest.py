@@ -59,3 +59,12 @@ def assert_self_load(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return check
+
+
+@pytest.fixture
+def one_thread():
+    """For trials that run on one torch thread (cheaper than two for these small models): the process's thread
+    count is restored afterwards. Yields the thread count to pass to the trial."""
+    threads = torch.get_num_threads()
+    yield 1
+    torch.set_num_threads(threads)

@@ -126,14 +126,6 @@ def test_freeze_needs_a_backbone() -> None:
     assert [g["lr"] for g in opt.param_groups] == [1e-3]
 
 
-@pytest.fixture
-def one_thread():
-    """The trials below run on one torch thread (cheaper than two for models this small); restored afterwards."""
-    threads = torch.get_num_threads()
-    yield 1
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "options", "epochs"),

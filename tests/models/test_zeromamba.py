@@ -313,14 +313,6 @@ def test_presets_match_the_official_recipe(dataset: str) -> None:
 # ------------------------------------------------------------------------------------------------ learning
 
 
-@pytest.fixture
-def one_thread():
-    """The trial below runs on one torch thread; the process's setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    yield 1
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_tiny_model_learns_zero_shot(one_thread: int, synth_root: Path, tmp_path: Path) -> None:
     """zeromamba_test on the synthetic data, stage final (train on trainval, report the last epoch: no selection on
