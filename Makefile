@@ -9,7 +9,7 @@ PIP_EXTRA ?=
 STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install quickstart test lint format clean
+.PHONY: install quickstart test lint format clean gpu-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,16 @@ install: $(STAMP)
 # --resume makes a second `make quickstart` finish or reuse these sweeps; delete results/quickstart to redo it.
 quickstart: $(STAMP)
 	$(BIN)/zsl-bench data synth --out data/synth
-	$(BIN)/zsl-bench sweep --space search_spaces/quickstart.yaml --resume
-	$(BIN)/zsl-bench sweep --space search_spaces/zeromamba_cub.yaml --smoke --results results/_smoke --resume
+	$(BIN)/zsl-bench sweep --space quickstart.yaml --resume
+	$(BIN)/zsl-bench sweep --space zeromamba_cub.yaml --smoke --results results/_smoke --resume
 	$(BIN)/zsl-bench leaderboard --results results --out results/leaderboard.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The GPU acceptance check (issue 21): one command, one JSON object; `--dry-run` runs the same parts on CPU.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

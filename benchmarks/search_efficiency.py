@@ -43,10 +43,8 @@ def one_sweep(searcher: str, scheduler: str, seed: int, samples: int, data: Path
     from zsl_bench.search.space import load_space
     from zsl_bench.search.tune_backend import run_sweep
 
-    space, base = load_space(REPO / "search_spaces" / "quickstart.yaml")
-    sweep = space.sweep.model_copy(
-        update={"searcher": searcher, "scheduler": scheduler, "seed": seed, "num_samples": samples, "top_k": 0}
-    )
+    space, base = load_space(REPO / "zsl_bench" / "spaces" / "quickstart.yaml")
+    sweep = space.sweep.replace(searcher=searcher, scheduler=scheduler, seed=seed, num_samples=samples, top_k=0)
     space = space.model_copy(update={"sweep": sweep})
     base = build_config(base.model_dump(mode="json"), {"data.root": str(data.resolve())})
     name = f"{searcher}-{scheduler}-seed{seed}"
@@ -83,7 +81,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "space": "search_spaces/quickstart.yaml",
+                "space": "quickstart.yaml",
                 "samples": args.samples,
                 "per_seed": per_seed,
                 "matched_in": f"{len(fractions)}/{len(per_seed)} seeds",

@@ -41,7 +41,7 @@ def test_missing_dataset_dir_says_how_to_make_it(cli, tmp_path):
     code, _, err = cli("train", "--model", "resnet_test", "--dataset", "synth", "--data-root", "nowhere", cwd=tmp_path)
     assert_one_line_error(code, err, "zsl-bench data synth --out")
     code, _, err = cli("data", "inspect", "--dataset", "synth", "--root", "nowhere", cwd=tmp_path)
-    assert_one_line_error(code, err, "no synthetic dataset")
+    assert_one_line_error(code, err, "zsl-bench data synth --out")
 
 
 def test_models_list(cli):

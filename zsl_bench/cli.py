@@ -49,7 +49,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     from zsl_bench.data.datasets import inspect_dataset
 
-    report, notes = inspect_dataset(args.dataset, args.root)
+    report, notes = inspect_dataset(args.dataset, args.root)  # the registry answers unknown names
     if args.json:
         print(json.dumps(report))
     else:
@@ -65,10 +65,39 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_fetch(args: argparse.Namespace) -> int:
-    from zsl_bench.data.fetch import TARGETS, fetch, parse_sha256_args, read_manifest, terminal_progress
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from zsl_bench.data.declare import DATASETS, dataset_spec
 
-    target = TARGETS[args.target]
+    rows = []
+    for name in DATASETS.names():
+        spec = dataset_spec(name)
+        c = spec.counts
+        counts = None if c is None else f"{c.classes}x{c.attributes} {c.trainval}/{c.test_seen}/{c.test_unseen}"
+        rows.append(
+            {
+                "name": name,
+                "root": str(spec.default_root()),
+                "counts": counts,
+                "fetch": "yes" if spec.fetch is not None else "no",
+                "provider": DATASETS.provider(name).distribution,
+                "description": spec.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    table = [("NAME", "ROOT", "CLASSES x ATTRS TRAINVAL/TEST_SEEN/TEST_UNSEEN", "FETCH", "PROVIDER")]
+    table += [(r["name"], r["root"], r["counts"] or "-", r["fetch"], r["provider"]) for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(4)]
+    for t in table:
+        print("  ".join(c.ljust(w) for c, w in zip(t[:4], widths, strict=True)) + "  " + t[4])
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from zsl_bench.data.fetch import fetch, fetch_target, parse_sha256_args, read_manifest, terminal_progress
+
+    target = fetch_target(args.target)  # xlsa17 or a registered dataset; one line for anything else
     sha = read_manifest(Path(args.manifest), target) if args.manifest else {}
     sha.update(parse_sha256_args(args.sha256, target))
     result = fetch(
@@ -160,6 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data_root:
         overrides["data.root"] = args.data_root
     cfg = build_config(args.config, overrides, source="command line")
+    MODELS.get(cfg.model.name).check_options(cfg.model.options)  # a typo in --set model.options.X: one line
     out = Path(args.out or f"results/runs/{args.model}_{args.dataset}_{time.strftime('%Y%m%d-%H%M%S')}")
 
     from zsl_bench.engine import run_trial
@@ -184,20 +214,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from zsl_bench.config import build_config, to_dict
+    from zsl_bench.search.shipped import resolve_space
     from zsl_bench.search.space import load_space
 
-    space, base = load_space(args.space)
+    space_file = resolve_space(args.space)  # a path, else a shipped space by name
+    space, base = load_space(space_file)
     if args.set:
         base = build_config(to_dict(base), _overrides(args.set), source="command line")
-    name = args.name or space.sweep.name or Path(args.space).stem
+    name = args.name or space.sweep.name or space_file.stem
     if args.smoke:
         from zsl_bench.data.synth import generate
-        from zsl_bench.models import MODELS
         from zsl_bench.search.stages import smoke_variant
 
         data_root = Path(args.results) / "_data" / "synth"
         generate(data_root)
-        space, base = smoke_variant(space, base, data_root, MODELS.names())
+        space, base = smoke_variant(space, base, data_root)
         if base.data.features:  # a feature-dataset space: the synthetic res101.mat beside the images
             from zsl_bench.data.features import write_synth_res101
 
@@ -229,6 +260,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"S {100 * t['s']:.1f} H {100 * t['h']:.1f}"
         )
     return 0 if out.completed + out.stopped > 0 else 1
+
+
+def cmd_spaces_list(args: argparse.Namespace) -> int:
+    from zsl_bench.search.shipped import SPACES_DIR, shipped_spaces, summarize, table
+
+    for line in table([summarize(path) for path in shipped_spaces()]):
+        print(line)
+    print(f"shipped spaces in {SPACES_DIR}; run one: zsl-bench sweep --space NAME.yaml [--smoke]", file=sys.stderr)
+    return 0
+
+
+def cmd_spaces_show(args: argparse.Namespace) -> int:
+    from zsl_bench.search.shipped import resolve_space
+
+    path = resolve_space(args.name)
+    print(path.read_text(), end="")
+    print(f"({path}; save a copy to edit it, then --space COPY.yaml)", file=sys.stderr)
+    return 0
+
+
+def _add_spaces_parser(sub: Any) -> None:
+    spaces = sub.add_parser("spaces", help="the search spaces shipped with zsl-bench")
+    ssub = spaces.add_subparsers(dest="spaces_command", required=True, parser_class=_Parser)
+    slist = ssub.add_parser("list", help="name, model, dataset, searcher/scheduler and samples of each")
+    slist.set_defaults(func=cmd_spaces_list)
+    sshow = ssub.add_parser("show", help="print a space file (a shipped name, or a path)")
+    sshow.add_argument("name", metavar="NAME", help="e.g. zeromamba_cub or zeromamba_cub.yaml")
+    sshow.set_defaults(func=cmd_spaces_show)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -366,10 +425,11 @@ def cmd_cluster_slurm(args: argparse.Namespace) -> int:
 
     from zsl_bench.cluster.slurm import SlurmSweep, check, render, sbatch_command, submit
     from zsl_bench.config import build_config, to_dict
+    from zsl_bench.search.shipped import resolve_space
     from zsl_bench.search.space import load_space
 
     job = SlurmSweep(
-        space=Path(args.space),
+        space=resolve_space(args.space),
         nodes=args.nodes,
         cpus_per_node=args.cpus_per_node,
         gpus_per_node=args.gpus_per_node,
@@ -390,7 +450,7 @@ def cmd_cluster_slurm(args: argparse.Namespace) -> int:
         sbatch_args=args.sbatch_arg or [],
     )
     check(job)
-    _, base = load_space(args.space)  # a bad space file fails here, not in the queue hours later
+    _, base = load_space(job.space)  # a bad space file fails here, not in the queue hours later
     if args.set:
         build_config(to_dict(base), _overrides(args.set), source="command line")
     text = render(job)
@@ -495,11 +555,11 @@ def _add_cluster_parser(sub: Any) -> None:
     cslurm = csub.add_parser(
         "slurm",
         help="run a sweep as a SLURM batch job (Ray head + workers + the sweep)",
-        description="Renders cluster/slurm/ray_sweep.sbatch (Ray head on the first node, workers on the others, "
+        description="Renders the shipped batch template (Ray head on the first node, workers on the others, "
         "token auth, free ports, the sweep on the head) and submits it with sbatch. The results directory must be "
         "on a filesystem all nodes share.",
     )
-    cslurm.add_argument("--space", required=True, help="search-space YAML file")
+    cslurm.add_argument("--space", required=True, help="search-space YAML file, or a shipped space's name")
     cslurm.add_argument("--nodes", type=int, default=1, help="nodes of the job (default 1)")
     cslurm.add_argument("--cpus-per-node", type=int, required=True, help="CPUs per node, given to SLURM and Ray")
     cslurm.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node, given to SLURM and Ray")
@@ -516,7 +576,9 @@ def _add_cluster_parser(sub: Any) -> None:
     cslurm.add_argument("--object-store-mb", type=int, default=None, help="Ray object store per node")
     cslurm.add_argument("--python", default=None, help="interpreter on the nodes (default: this one)")
     cslurm.add_argument("--prelude", default=None, metavar="FILE", help="shell lines run first (module load …)")
-    cslurm.add_argument("--template", default=None, metavar="FILE", help="your copy of cluster/slurm/ray_sweep.sbatch")
+    cslurm.add_argument(
+        "--template", default=None, metavar="FILE", help="your copy of zsl_bench/cluster/templates/ray_sweep.sbatch"
+    )
     cslurm.add_argument(
         "--sbatch-arg", action="append", metavar="--OPT=VALUE", help="extra sbatch option, e.g. --sbatch-arg=--qos=high"
     )
@@ -550,6 +612,13 @@ def _add_cluster_parser(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="zsl-bench", description="Train, sweep and rank zero-shot image classifiers.")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    p.add_argument(  # taken out of argv by main() wherever it stands; declared here for --help
+        "--plugin",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE first (repeatable, anywhere on the line): a plugin that registers models, datasets, "
+        "searchers or schedulers without being installed; also $ZSL_BENCH_PLUGINS=mod1,mod2",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     data = sub.add_parser("data", help="create and inspect datasets")
@@ -568,9 +637,11 @@ def build_parser() -> argparse.ArgumentParser:
         "test_unseen, train, val (the honest validation split: no test image), images, images_listed, "
         "images_missing, and where each piece came from. Works on the split files alone.",
     )
-    inspect.add_argument("--dataset", required=True, help="cub, awa2, sun or synth")
     inspect.add_argument(
-        "--root", default=None, help="dataset folder holding att_splits.mat (default data/CUB, data/AWA2, …)"
+        "--dataset", required=True, help="a registered dataset (`zsl-bench data list` shows them: cub, apy, …)"
+    )
+    inspect.add_argument(
+        "--root", default=None, help="dataset folder holding att_splits.mat (default data/<FOLDER>, e.g. data/CUB)"
     )
     inspect.add_argument("--json", action="store_true")
     inspect.set_defaults(func=cmd_data_inspect)
@@ -581,12 +652,14 @@ def build_parser() -> argparse.ArgumentParser:
         "it into the layout the readers expect. Idempotent: a second run does nothing.",
     )
     fetch.add_argument(
-        "target", choices=["cub", "awa2", "sun", "xlsa17"], help="a dataset's images, or the xlsa17 split files"
+        "target",
+        help="a registered dataset's images (`zsl-bench data list`: FETCH yes), or xlsa17 (the split files and "
+        "res101.mat of CUB, AWA1, AWA2, SUN, APY)",
     )
     fetch.add_argument(
         "--root",
         default=None,
-        help="cub/awa2/sun: the dataset folder (default data/CUB, …); xlsa17: the folder holding the dataset "
+        help="a dataset: its folder (default data/<FOLDER>, e.g. data/CUB); xlsa17: the folder holding the dataset "
         "folders (default data)",
     )
     fetch.add_argument("--mirror", default=None, help="base URL serving the same file names (replaces the official)")
@@ -596,6 +669,14 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--manifest", default=None, help="sha256sum-style file of expected checksums")
     fetch.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives after unpacking")
     fetch.set_defaults(func=cmd_data_fetch)
+    dlist = dsub.add_parser(
+        "list",
+        help="the registered datasets",
+        description="Every dataset declaration (built-in and from plugins): name, default folder, published xlsa17 "
+        "counts, whether `data fetch NAME` downloads it, and the distribution that provides it.",
+    )
+    dlist.add_argument("--json", action="store_true")
+    dlist.set_defaults(func=cmd_data_list)
 
     models = sub.add_parser("models", help="the model zoo")
     msub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
@@ -639,7 +720,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     sweep = sub.add_parser("sweep", help="hyperparameter search with Ray Tune + Optuna + ASHA")
-    sweep.add_argument("--space", required=True, help="search-space YAML file")
+    sweep.add_argument(
+        "--space",
+        required=True,
+        help="search-space YAML file, or a shipped space's name (e.g. zeromamba_cub.yaml; see `zsl-bench spaces list`)",
+    )
     sweep.add_argument("--name", default=None, help="sweep name (default: the space file's name)")
     sweep.add_argument("--results", default="results", help="results root (default results/)")
     sweep.add_argument("--num-samples", type=int, default=None)
@@ -655,6 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="attach to a running Ray cluster (`zsl-bench cluster up`, a SLURM job) instead of starting one",
     )
     sweep.set_defaults(func=cmd_sweep)
+    _add_spaces_parser(sub)
 
     board = sub.add_parser(
         "leaderboard",
@@ -665,8 +751,13 @@ def build_parser() -> argparse.ArgumentParser:
         "model without final-stage runs is shown from its search-stage runs, labelled 'search stage'.",
     )
     board.add_argument("--results", default="results", help="results root to read (default results/)")
+    from zsl_bench.report.formats import FORMATS, RegistryChoices
+
     board.add_argument(
-        "--format", choices=["md", "csv", "tex", "json"], default="md", help="markdown (default), csv, LaTeX, json"
+        "--format",
+        choices=RegistryChoices(FORMATS),
+        default="md",
+        help="a registered format: md (markdown, the default), csv, tex (LaTeX), json, or one a plugin adds",
     )
     board.add_argument(
         "--out",
@@ -699,7 +790,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zsl-bench`` console script."""
+    from zsl_bench.plugins import activate, take_plugin_args
+
     try:
+        argv, plugins = take_plugin_args(sys.argv[1:] if argv is None else list(argv))
+        activate(plugins)  # before any lookup: this process and every process it starts see the plugins
         args = build_parser().parse_args(argv)
         logging.basicConfig(
             level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

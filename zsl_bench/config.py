@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from zsl_bench import safe_yaml
 from zsl_bench.errors import UserError
 from zsl_bench.registry import close_matches
 
@@ -26,14 +27,14 @@ class _Strict(BaseModel):
 
 class ModelConfig(_Strict):
     name: str = "resnet_test"
-    options: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the model factory
+    options: dict[str, Any] = Field(default_factory=dict)  # the model's typed options (checked when a config loads)
     freeze_backbone: bool = False  # train only the head (backbone: no gradients, eval-mode BatchNorm)
 
 
 class DataConfig(_Strict):
     name: str = "synth"
     root: str | None = None  # dataset directory; default data/<name>
-    image_size: int | None = Field(None, ge=8)  # None: the model family's preset (ZeroMamba 448, DUET 224, else 64)
+    image_size: int | None = Field(None, ge=8)  # None: the model's declared pipeline (ZeroMamba 448, tiny ones 64)
     cache_dir: str | None = None  # memory-mapped cache of preprocessed images (real datasets); None: in memory
     holdout_frac: float = Field(0.2, gt=0.0, lt=1.0)  # train-class images held out as val-seen (stage search)
     features: Literal["res101"] | None = None  # train on the dataset's precomputed features (xlsa17 res101.mat)
@@ -103,6 +104,9 @@ class MetaConfig(_Strict):
     trial_id: str | None = None
     stage: Literal["search", "final"] = "search"
     parent: str | None = None  # stage final: the search trial whose configuration this run retrains
+    # which distribution (and version) provided the model and the dataset: {"model": {name, distribution, version}}
+    providers: dict[str, dict[str, str | None]] = Field(default_factory=dict)
+    sweep_settings: dict[str, Any] = Field(default_factory=dict)  # the searcher, scheduler and their options
 
 
 class ExperimentConfig(_Strict):
@@ -115,17 +119,12 @@ class ExperimentConfig(_Strict):
 
 
 def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
-    """``yaml.safe_load`` of ``path``; a missing or malformed file is a one-line ``UserError``."""
+    """The YAML document in ``path``, bounded by :mod:`zsl_bench.safe_yaml` (size, depth, alias expansion,
+    UTF-8); a missing, malformed or refused file is a one-line ``UserError``."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} not found: {path} (check the path)")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"malformed YAML in {where}: {problem} (fix the syntax there)") from None
+    return safe_yaml.load_file(path, what)
 
 
 def valid_keys(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[str]:
@@ -164,7 +163,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise UserError(f"bad --set {text!r}: expected key=value, e.g. --set train.epochs=5")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_yaml.load_text(raw, f"--set {key.strip()}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key.strip(), value

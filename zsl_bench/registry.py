@@ -1,16 +1,39 @@
-"""Name → factory registries (models, datasets, …) with helpful errors for unknown names."""
+"""Name → entry registries (models, datasets, searchers, …) that outside packages extend without a fork.
+
+A :class:`Registry` holds entries registered three ways, all equal once registered:
+
+* directly, by the module that defines them (``@MODELS.register("name")``);
+* lazily by module path (``REG.register_lazy("name", "zsl_bench.models.baselines")``), so that heavy modules are
+  imported only when one of their entries is used;
+* by **discovery**, the first time a name is not found (or every name is listed): the Python entry points of the
+  registry's ``group`` (e.g. ``zsl_bench.models``) and the modules named in ``$ZSL_BENCH_PLUGINS`` are imported.
+  An entry point names a module (importing it registers its entries) or an object (registered under the entry
+  point's name unless importing its module already registered it).
+
+Every entry remembers its :class:`Provider` — the distribution and version that registered it — which run
+directories record. Discovery happens in whatever process looks a name up: the sweep driver, each Ray worker and
+each SLURM job find the same plugins, because entry points live in the environment and ``$ZSL_BENCH_PLUGINS`` is
+passed on to every process a sweep starts (:mod:`zsl_bench.plugins`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import importlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from types import ModuleType
 from typing import Generic, TypeVar
 
 from zsl_bench.errors import UserError
 
 T = TypeVar("T")
+
+PLUGINS_ENV = "ZSL_BENCH_PLUGINS"  # comma-separated modules imported by every registry lookup that misses
 
 
 def close_matches(name: str, candidates: list[str], n: int = 3) -> list[str]:
@@ -29,47 +52,165 @@ def unknown_name_message(kind: str, name: str, candidates: list[str]) -> str:
     return msg
 
 
+@dataclass(frozen=True)
+class Provider:
+    """Who registered an entry: a distribution (``zsl-bench``, ``zsl-proto``) or a plugin module not installed as
+    one (``module:my_plugin``), with its version when known."""
+
+    distribution: str
+    version: str | None = None
+
+    def record(self) -> dict[str, str | None]:
+        return {"distribution": self.distribution, "version": self.version}
+
+
+def _own_version() -> str | None:
+    try:
+        return metadata.version("zsl-bench")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+BUILTIN = Provider("zsl-bench", _own_version())
+_current: list[Provider] = [BUILTIN]
+
+
+@contextlib.contextmanager
+def providing(provider: Provider) -> Iterator[None]:
+    """Entries registered inside this block are attributed to ``provider``."""
+    _current.append(provider)
+    try:
+        yield
+    finally:
+        _current.pop()
+
+
 class Registry(Generic[T]):
-    """A named collection of factories.
+    """A named collection of entries of one kind, extended by outside packages through entry-point ``group``."""
 
-    Entries are either registered directly (``@REG.register("name")``) or lazily by module path
-    (``REG.register_lazy("name", "zsl_bench.models.baselines")``), so that heavy modules are imported only
-    when one of their entries is used.
-    """
-
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, group: str | None = None) -> None:
         self.kind = kind
+        self.group = group
         self._entries: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
+        self._providers: dict[str, Provider] = {}
+        self._discovered = False
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name`` (default: its ``__name__``)."""
 
         def deco(obj: T) -> T:
             key = name or obj.__name__  # type: ignore[attr-defined]
-            if key in self._entries:
-                raise ValueError(f"{self.kind} {key!r} is registered twice")
-            self._entries[key] = obj
+            self.add(key, obj, getattr(obj, "__module__", None))
             return obj
 
         return deco
+
+    def add(self, name: str, obj: T, module: str | None = None) -> None:
+        """Register ``obj`` under ``name``; a name taken by another entry is an error naming both providers.
+
+        ``module`` (where ``obj`` is defined) attributes an entry registered outside discovery, e.g. by a plugin
+        module the user imported themselves, to that module's distribution rather than to zsl-bench."""
+        provider = _current[-1]
+        if provider is BUILTIN and module and module.split(".", 1)[0] not in ("zsl_bench", "__main__", "builtins"):
+            provider = module_provider(module)
+        if name in self._entries:
+            first = self._providers[name]
+            if first == provider:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            raise UserError(
+                f"{self.kind} {name!r} from {provider.distribution} is already registered by {first.distribution}; "
+                "rename one of them (names are global across plugins)"
+            )
+        self._entries[name] = obj
+        self._providers[name] = provider
 
     def register_lazy(self, name: str, module: str) -> None:
         """Declare that importing ``module`` registers ``name``."""
         self._lazy[name] = module
 
     def names(self, pattern: str = "*") -> list[str]:
-        """Sorted names matching a shell-style ``pattern``."""
+        """Sorted names matching a shell-style ``pattern``, plugins included."""
+        self.discover()
         every = set(self._entries) | set(self._lazy)
         return sorted(n for n in every if fnmatch.fnmatch(n, pattern))
 
     def get(self, name: str) -> T:
         """The entry called ``name``; unknown names raise ``UserError`` with close matches."""
+        if name not in self._entries and name not in self._lazy:
+            self.discover()
         if name not in self._entries and name in self._lazy:
             importlib.import_module(self._lazy[name])
         if name not in self._entries:
             raise UserError(unknown_name_message(self.kind, name, self.names()))
         return self._entries[name]
 
+    def provider(self, name: str) -> Provider:
+        """The provider of a registered entry (imports a lazy one)."""
+        self.get(name)
+        return self._providers[name]
+
     def __contains__(self, name: str) -> bool:
+        if name not in self._entries and name not in self._lazy:
+            self.discover()
         return name in self._entries or name in self._lazy
+
+    def discover(self) -> None:
+        """Import the plugin modules of ``$ZSL_BENCH_PLUGINS`` and this registry's entry points (once)."""
+        if self._discovered:
+            return
+        self._discovered = True
+        import_env_plugins()
+        if self.group is None:
+            return
+        for ep in metadata.entry_points(group=self.group):
+            self._load_entry_point(ep)
+
+    def _load_entry_point(self, ep: metadata.EntryPoint) -> None:
+        dist = ep.dist
+        provider = Provider(dist.name, dist.version) if dist is not None else Provider(f"entry point {ep.value}")
+        with providing(provider):
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise UserError(
+                    f"plugin {provider.distribution}: entry point {ep.name} = {ep.value} (group {self.group}) "
+                    f"failed to load ({type(exc).__name__}: {exc}); fix or uninstall that package"
+                ) from None
+            if not isinstance(obj, ModuleType) and not any(v is obj for v in self._entries.values()):
+                self.add(ep.name, obj)
+
+
+_imported_env: set[str] = set()
+
+
+def plugin_modules() -> list[str]:
+    """The module names listed in ``$ZSL_BENCH_PLUGINS`` (comma- or whitespace-separated)."""
+    raw = os.environ.get(PLUGINS_ENV, "")
+    return [m for m in raw.replace(",", " ").split() if m]
+
+
+def module_provider(module: str) -> Provider:
+    """The distribution that ships top-level package ``module``, else ``module:<name>`` (its ``__version__``)."""
+    top = module.split(".", 1)[0]
+    dists = metadata.packages_distributions().get(top, [])
+    if dists:
+        return Provider(dists[0], metadata.version(dists[0]))
+    return Provider(f"module:{module}")
+
+
+def import_env_plugins() -> None:
+    """Import every ``$ZSL_BENCH_PLUGINS`` module not imported yet; a failing one is a one-line ``UserError``."""
+    for module in plugin_modules():
+        if module in _imported_env:
+            continue
+        _imported_env.add(module)
+        with providing(module_provider(module)):
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                _imported_env.discard(module)
+                raise UserError(
+                    f"plugin module {module!r} (--plugin / ${PLUGINS_ENV}) failed to import "
+                    f"({type(exc).__name__}: {exc}); check the name and that its folder is on PYTHONPATH"
+                ) from None

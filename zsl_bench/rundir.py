@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from zsl_bench import safe_yaml
+
 log = logging.getLogger(__name__)
 
 CONFIG = "config.yaml"
@@ -149,7 +151,7 @@ def read_run(path: Path) -> Run:
     """Parse ``path``; raises ``UnreadableRun`` for missing/corrupt config or summary."""
     path = Path(path)
     try:
-        config = yaml.safe_load((path / CONFIG).read_text())
+        config = safe_yaml.load_file(path / CONFIG, "run config")  # bounded: a results folder may be shared
         summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).exists() else None
         lines = (path / METRICS).read_text().splitlines() if (path / METRICS).exists() else []
         metrics = [json.loads(line) for line in lines if line.strip()]

@@ -120,6 +120,6 @@ def test_status_without_a_cluster_is_one_line(cli, tmp_path):
 
 
 def test_sweep_address_must_be_host_port(cli, tmp_path):
-    space = Path(__file__).resolve().parents[2] / "search_spaces" / "quickstart.yaml"
+    space = Path(__file__).resolve().parents[2] / "zsl_bench" / "spaces" / "quickstart.yaml"
     code, _, err = cli("sweep", "--space", str(space), "--results", str(tmp_path), "--address", "nonsense")
     assert code == 2 and "HOST:PORT" in err

@@ -6,15 +6,14 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from zsl_bench.cluster.slurm import SlurmSweep, render, sweep_argv
 from zsl_bench.errors import UserError
+from zsl_bench.search.shipped import SPACES_DIR
 
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"
+QUICKSTART = SPACES_DIR / "quickstart.yaml"
 HOSTILE = 'it\'s "q" $(touch pwned) `touch pwned` ; rm -rf x\n& $HOME *'
 
 
@@ -103,3 +102,22 @@ def test_unknown_template_placeholder_is_reported(tmp_path):
     job = SlurmSweep(space=QUICKSTART, nodes=1, cpus_per_node=1, template=template, python=sys.executable)
     with pytest.raises(UserError, match="nope"):
         render(job)
+
+
+def test_plugin_modules_reach_the_job(cli, tmp_path):
+    """A --plugin module (not installed) is exported by the job script itself, whatever sbatch's --export says: the
+    sweep driver and every Ray node of the allocation import it."""
+    (tmp_path / "site_plugin.py").write_text("X = 1\n")
+    code, out, err = cli(
+        *("--plugin", "site_plugin", "cluster", "slurm", "--space", str(QUICKSTART), "--cpus-per-node", "2"),
+        *("--results", str(tmp_path / "r"), "--dry-run"),
+        cwd=tmp_path,
+    )
+    assert code == 0, err
+    block = out.split("# >>> plugins")[1].split("# <<< plugins")[0]
+    assert "export ZSL_BENCH_PLUGINS=site_plugin" in block
+    assert f"export PYTHONPATH={tmp_path}" in block
+    code, out, err = cli(
+        *("cluster", "slurm", "--space", str(QUICKSTART), "--cpus-per-node", "2", "--dry-run"), cwd=tmp_path
+    )
+    assert code == 0 and "export ZSL_BENCH_PLUGINS" not in out, err

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from zsl_bench.search.shipped import SPACES_DIR
+
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
 
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"
+QUICKSTART = SPACES_DIR / "quickstart.yaml"
 JOB_TIMEOUT_S = 420
 
 

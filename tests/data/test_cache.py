@@ -17,7 +17,7 @@ from zsl_bench.data.stream import DecodedImages, InMemoryImages, batches, open_i
 from zsl_bench.data.transforms import TransformSpec, preprocess
 from zsl_bench.errors import UserError
 
-from .conftest import write_jpeg
+from .conftest import TINY_CUB, write_jpeg
 
 SPEC = TransformSpec(resize=24, crop=20, hflip=True)
 
@@ -117,7 +117,7 @@ def test_errors_in_the_reader_reach_the_caller(jpegs: list[Path]) -> None:
 
 def test_open_images_on_a_dataset(tiny_cub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root, _ = tiny_cub
-    data = load_dataset("cub", root)
+    data = load_dataset(TINY_CUB, root)
     in_memory = open_images(data, SPEC)  # 30 images of 20 px: well under the in-memory limit
     assert isinstance(in_memory, InMemoryImages) and open_images(data, SPEC) is in_memory  # decoded once
     monkeypatch.setattr(stream, "IN_MEMORY_LIMIT", 0)

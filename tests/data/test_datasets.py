@@ -11,13 +11,15 @@ import scipy.io
 
 from zsl_bench.cli import main
 from zsl_bench.data.datasets import default_root, inspect_dataset, load_dataset, read_dataset
-from zsl_bench.data.layouts import LAYOUTS, _res101_suffix, class_major_labels, read_res101
+from zsl_bench.data.layouts import _resolve, class_major_labels, read_res101
 from zsl_bench.data.protocol import assert_honest, make_protocol
 from zsl_bench.data.splits import check_class_lists, fill_val_split
 from zsl_bench.data.xlsa17 import read_att_splits, write_att_splits
 from zsl_bench.errors import UserError
 
-from .conftest import TINY_PER_CLASS
+from .conftest import TINY_CUB, TINY_PER_CLASS
+
+CUB_ANCHORS = (("images", "CUB_200_2011/images"),)
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
@@ -38,7 +40,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles
 
 def test_tiny_cub_labels_follow_the_class_number_prefix(tiny_cub) -> None:
     root, facts = tiny_cub
-    data = load_dataset("cub", root)
+    data = load_dataset(TINY_CUB, root)
     np.testing.assert_array_equal(data.labels, facts["labels"])
     assert [p.relative_to(root / "CUB_200_2011/images").as_posix() for p in data.image_paths] == facts["rel"]
     assert data.sources["order"] == "CUB_200_2011/images.txt"
@@ -48,14 +50,14 @@ def test_tiny_cub_labels_follow_the_class_number_prefix(tiny_cub) -> None:
     # the derived validation split: trainval images of the val class, nothing else
     np.testing.assert_array_equal(np.unique(data.labels[data.split.val_loc]), facts["val"])
     assert np.intersect1d(data.split.val_loc, data.split.test_seen_loc).size == 0
-    report, notes = inspect_dataset("cub", root)
+    report, notes = inspect_dataset(TINY_CUB, root)
     assert (report["classes"], report["seen"], report["unseen"], report["images_missing"], notes) == (6, 4, 2, 0, [])
     assert (report["train"], report["val"]) == (3 * (TINY_PER_CLASS - 1), TINY_PER_CLASS - 1)
 
 
 def test_tiny_cub_protocol_is_honest(tiny_cub) -> None:
     root, facts = tiny_cub
-    data = load_dataset("cub", root)
+    data = load_dataset(TINY_CUB, root)
     proto = make_protocol(data.split, data.labels, "search", holdout_frac=0.25)
     val, _ = proto.evals
     np.testing.assert_array_equal(val.unseen_classes, facts["val"])
@@ -70,7 +72,7 @@ def test_mislabelled_class_list_is_caught(tiny_cub) -> None:
     names = facts["split"].class_names
     (root / "testclasses.txt").write_text(f"{names[facts['unseen'][0]]}\n{names[facts['val'][0]]}\n")
     with pytest.raises(UserError, match=r"testclasses\.txt: the unseen images of the split"):
-        read_dataset("cub", root)
+        read_dataset(TINY_CUB, root)
 
 
 def test_images_txt_that_contradicts_its_labels(tiny_cub) -> None:
@@ -80,7 +82,7 @@ def test_images_txt_that_contradicts_its_labels(tiny_cub) -> None:
     lines[0] = "1 2"
     labels.write_text("\n".join(lines) + "\n")
     with pytest.raises(UserError, match=r"images.txt line 1: .* is not in the folder of its class"):
-        read_dataset("cub", root)
+        read_dataset(TINY_CUB, root)
 
 
 def test_sent_splits_must_match(tiny_cub) -> None:
@@ -114,18 +116,33 @@ def test_check_class_lists_reports_missing_classes(tiny_cub) -> None:
 
 def test_default_roots() -> None:
     assert default_root("cub") == Path("data/CUB") and default_root("synth") == Path("data/synth")
+    assert default_root("apy") == Path("data/APY") and default_root("awa1") == Path("data/AWA1")
+
+
+def test_tiny_cub_under_the_name_cub_is_another_dataset(capsys, tiny_cub) -> None:
+    root, _ = tiny_cub
+    line = one_line_error(
+        capsys, ["data", "inspect", "--dataset", "cub", "--root", str(root)], "6 classes x 4 attributes"
+    )
+    assert f"{root / 'att_splits.mat'} has" in line and "dataset 'cub' has 200 x 312" in line
+    with pytest.raises(UserError, match="pass the dataset this folder holds"):
+        load_dataset("cub", root)
 
 
 # ------------------------------------------------------------------------------------------------ res101
 
 
 def test_res101_paths_resolve_by_suffix() -> None:
-    assert _res101_suffix("/BS/xian/work/data/Animals_with_Attributes2//JPEGImages/antelope/a_1.jpg", "JPEGImages") == (
-        "antelope/a_1.jpg"
-    )
+    awa2 = {"JPEGImages": "Animals_with_Attributes2/JPEGImages"}
+    raw = "/BS/xian/work/data/Animals_with_Attributes2//JPEGImages/antelope/a_1.jpg"
+    assert _resolve(raw, awa2) == "Animals_with_Attributes2/JPEGImages/antelope/a_1.jpg"
     raw = "/BS/Deep_Fragments/work/MSc/CUB_200_2011/CUB_200_2011/images/001.Black_footed_Albatross/X.jpg"
-    assert _res101_suffix(raw, "images") == "001.Black_footed_Albatross/X.jpg"
-    assert _res101_suffix("/no/anchor/here.jpg", "images") is None
+    assert _resolve(raw, dict(CUB_ANCHORS)) == "CUB_200_2011/images/001.Black_footed_Albatross/X.jpg"
+    assert _resolve("/no/anchor/here.jpg", dict(CUB_ANCHORS)) is None
+    # aPY: two anchors, the last one in the path wins
+    apy = {"JPEGImages": "VOCdevkit/VOC2008/JPEGImages", "ayahoo_test_images": "ayahoo_test_images"}
+    assert _resolve("/x/APY/JPEGImages/2008_000001.jpg", apy) == "VOCdevkit/VOC2008/JPEGImages/2008_000001.jpg"
+    assert _resolve("/x/JPEGImages/../ayahoo_test_images/bag_1.jpg", apy) == "ayahoo_test_images/bag_1.jpg"
 
 
 def test_res101_wins_over_the_own_list(tiny_cub) -> None:
@@ -135,14 +152,14 @@ def test_res101_wins_over_the_own_list(tiny_cub) -> None:
     cell = np.empty((len(raw), 1), dtype=object)
     cell[:, 0] = raw
     scipy.io.savemat(root / "res101.mat", {"image_files": cell, "labels": labels.reshape(-1, 1) + 1, "features": 0})
-    data = load_dataset("cub", root)
+    data = load_dataset(TINY_CUB, root)
     assert data.sources["order"] == "res101.mat"
     np.testing.assert_array_equal(data.labels, labels)
     bad = labels.reshape(-1, 1) + 1
     bad[0] = 99
     scipy.io.savemat(root / "res101.mat", {"image_files": cell, "labels": bad})
     with pytest.raises(UserError, match=r"1-based class ids in 1\.\.6"):
-        read_res101(root / "res101.mat", facts["split"], LAYOUTS["cub"])
+        read_res101(root / "res101.mat", facts["split"], CUB_ANCHORS)
 
 
 def test_class_major_rule_refuses_a_mixed_class(tiny_cub) -> None:
@@ -217,7 +234,7 @@ def test_bad_split_files(capsys, tiny_cub, fields: dict, needles: list[str]) -> 
     mat = scipy.io.loadmat(root / "att_splits.mat")
     changes = {key: _change(mat, key, how) for key, how in fields.items()}
     _rewrite(root, **changes)
-    message = one_line_error(capsys, ["data", "inspect", "--dataset", "cub", "--root", str(root)], *needles)
+    message = one_line_error(capsys, ["data", "inspect", "--dataset", TINY_CUB, "--root", str(root)], *needles)
     assert str(root) in message
 
 
@@ -226,21 +243,21 @@ def test_images_missing_names_count_and_first_three(capsys, tiny_cub) -> None:
     for rel in facts["rel"][7:11]:
         (root / "CUB_200_2011" / "images" / rel).unlink()
     message = one_line_error(
-        capsys, ["data", "inspect", "--dataset", "cub", "--root", str(root)], "4 of 30 images are missing"
+        capsys, ["data", "inspect", "--dataset", TINY_CUB, "--root", str(root)], "4 of 30 images are missing"
     )
     assert all(r in message for r in facts["rel"][7:10]) and facts["rel"][10] not in message
-    assert "zsl-bench data fetch cub" in message
+    assert f"zsl-bench data fetch {TINY_CUB} --root {root}" in message  # the declared hint, under its name
 
 
 def test_bad_class_list_line(capsys, tiny_cub) -> None:
     root, _ = tiny_cub
     (root / "valclasses1.txt").write_text("999.No_such_bird\n")
-    one_line_error(capsys, ["data", "inspect", "--dataset", "cub", "--root", str(root)], "valclasses1.txt line 1")
+    one_line_error(capsys, ["data", "inspect", "--dataset", TINY_CUB, "--root", str(root)], "valclasses1.txt line 1")
 
 
 def test_inspect_prints_a_table(capsys, tiny_cub) -> None:
     root, _ = tiny_cub
-    assert main(["data", "inspect", "--dataset", "cub", "--root", str(root)]) == 0
+    assert main(["data", "inspect", "--dataset", TINY_CUB, "--root", str(root)]) == 0
     out, err = capsys.readouterr()
     assert "     test_unseen: 10" in out and "sources:" in out and err == ""
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from zsl_bench.cli import main
-from zsl_bench.data.fetch import STATE_DIR, TARGETS, fetch, parse_sha256_args, read_manifest, unpack
+from zsl_bench.data.fetch import STATE_DIR, XLSA17, fetch, fetch_target, parse_sha256_args, read_manifest, unpack
 from zsl_bench.errors import UserError
 
-from .conftest import make_tiny_cub
+from .conftest import TINY_CUB, make_tiny_cub
 
 
 def sha(data: bytes) -> str:
@@ -93,7 +93,7 @@ def test_fetch_xlsa17_and_cub_then_inspect_and_rerun(server, archives, tmp_path:
     assert sorted(result["placed"]) == ["CUB_200_2011", "attributes.txt"]
     assert not (data / "CUB" / STATE_DIR / "downloads" / "CUB_200_2011.tgz").exists()  # archive removed
 
-    code, out, err = run(capsys, "data", "inspect", "--dataset", "cub", "--root", str(data / "CUB"), "--json")
+    code, out, err = run(capsys, "data", "inspect", "--dataset", TINY_CUB, "--root", str(data / "CUB"), "--json")
     assert code == 0, err
     report = json.loads(out)
     assert (report["classes"], report["images_listed"], report["images_missing"]) == (6, 30, 0)
@@ -229,7 +229,7 @@ def test_wrong_archive_content_is_not_installed(file_server, tmp_path: Path, cap
 
 
 def test_sha256_arguments_and_manifest(tmp_path: Path) -> None:
-    cub = TARGETS["cub"]
+    cub = fetch_target("cub")
     digest = "ab" * 32
     assert parse_sha256_args([digest], cub) == {"CUB_200_2011.tgz": digest}
     assert parse_sha256_args([f"CUB_200_2011.tgz={digest.upper()}"], cub) == {"CUB_200_2011.tgz": digest}
@@ -240,9 +240,9 @@ def test_sha256_arguments_and_manifest(tmp_path: Path) -> None:
     manifest = tmp_path / "SHA256SUMS"
     manifest.write_text(f"# pinned\n{digest}  CUB_200_2011.tgz\n{'cd' * 32} *xlsa17.zip\n")
     assert read_manifest(manifest, cub) == {"CUB_200_2011.tgz": digest}
-    assert read_manifest(manifest, TARGETS["xlsa17"]) == {"xlsa17.zip": "cd" * 32}
-    with pytest.raises(UserError, match="unknown fetch target"):
-        fetch("apy", tmp_path)
+    assert read_manifest(manifest, XLSA17) == {"xlsa17.zip": "cd" * 32}
+    with pytest.raises(UserError, match="unknown fetch target 'apx'; did you mean 'apy'"):
+        fetch("apx", tmp_path)
 
 
 def test_fetch_subprocess_end_to_end(server, archives, tmp_path: Path, cli) -> None:

@@ -10,8 +10,8 @@ import pytest
 import scipy.io
 
 from zsl_bench.cli import main
-from zsl_bench.data.datasets import inspect_dataset, load_dataset, read_dataset
-from zsl_bench.data.layouts import LAYOUTS, read_res101
+from zsl_bench.data.datasets import DATASETS, inspect_dataset, load_dataset, read_dataset
+from zsl_bench.data.layouts import read_res101
 from zsl_bench.data.protocol import make_protocol
 from zsl_bench.data.splits import read_class_list
 from zsl_bench.errors import UserError
@@ -137,7 +137,7 @@ def test_awa2_listing_on_disk_matches_the_lists(shared_data: Path, tmp_path: Pat
     for f in ("image_label_PS.txt", "test_seen_PS.txt"):
         names += [line.split()[0] for line in (shared_data / "AWA2" / f).read_text().splitlines() if line.strip()]
     root = link_folder(shared_data / "AWA2", tmp_path / "AWA2", skip=("image_label_PS.txt", "test_seen_PS.txt"))
-    image_dir = root / LAYOUTS["awa2"].image_dir
+    image_dir = root / DATASETS.get("awa2").image_dir
     for folder in {n.split("/")[0] for n in names}:
         (image_dir / folder).mkdir(parents=True)
     for n in names:
@@ -156,7 +156,7 @@ def test_awa2_listing_on_disk_matches_the_lists(shared_data: Path, tmp_path: Pat
 def test_cub_images_missing_and_complete(shared_data: Path, tmp_path: Path) -> None:
     root = link_folder(shared_data / "CUB", tmp_path / "CUB")
     rel = [line.split()[1] for line in (shared_data / "CUB" / "images.txt").read_text().splitlines()]
-    image_dir = root / LAYOUTS["cub"].image_dir
+    image_dir = root / DATASETS.get("cub").image_dir
     for folder in {r.split("/")[0] for r in rel}:
         (image_dir / folder).mkdir(parents=True)
     for r in rel[3:]:
@@ -178,7 +178,7 @@ def test_cub_images_missing_and_complete(shared_data: Path, tmp_path: Path) -> N
 
 
 def test_sun_training_needs_res101(shared_data: Path, tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"no per-image list for sun .*res101\.mat"):
+    with pytest.raises(UserError, match=r"no per-image list for sun \(found labels only \(class-major.*res101\.mat"):
         load_dataset("sun", shared_data / "SUN")
     # a res101.mat in the xlsa17 form (cluster paths, 1-based labels) gives the files
     view = read_dataset("sun", shared_data / "SUN")
@@ -198,7 +198,7 @@ def test_sun_training_needs_res101(shared_data: Path, tmp_path: Path) -> None:
         14340,
         "res101.mat",
     )
-    order = read_res101(root / "res101.mat", view.split, LAYOUTS["sun"])
+    order = read_res101(root / "res101.mat", view.split, DATASETS.get("sun").anchors)
     assert order.files[0] == "images/a/abbey/sun_00000.jpg"
     with pytest.raises(UserError, match="14340 of 14340 images are missing"):
         load_dataset("sun", root)
@@ -211,3 +211,67 @@ def test_real_attribute_groups_match_duet(shared_data: Path) -> None:
         duet = json.loads((root / "attributeindex2prompt.json").read_text())
         assert info.groups == [duet[str(i)] for i in range(len(info))]
         assert len(info.group_names) == {"cub": 28, "awa2": 12, "sun": 14}[name]
+
+
+# ----------------------------------------------------------------------------------------------- aPY, AwA1
+
+
+def _fake_res101(root: Path, dataset: str, path_of) -> np.ndarray:
+    """Write ``root/res101.mat`` with labels that agree with the split and every class list (the real file is not
+    in ../shared/data): train_loc / val_loc images get train / val classes (aPY: trainval gets seen classes),
+    test_unseen the unseen classes, round robin. Returns the 0-based labels."""
+    split = read_dataset(dataset, root).split
+    lists = {
+        role: read_class_list(root / f, split)
+        for role, f in (
+            ("seen", "trainvalclasses.txt"),
+            ("unseen", "testclasses.txt"),
+            ("train", "trainclasses1.txt"),
+            ("val", "valclasses1.txt"),
+        )
+    }
+    labels = np.full(
+        int(max(loc.max() for loc in (split.trainval_loc, split.test_seen_loc, split.test_unseen_loc))) + 1, -1
+    )
+    groups = [(split.test_unseen_loc, lists["unseen"])]
+    if split.train_loc is not None:
+        groups += [(split.train_loc, lists["train"]), (split.val_loc, lists["val"])]
+    else:
+        groups += [(np.r_[split.trainval_loc, split.test_seen_loc], lists["seen"])]
+    for loc, classes in groups:
+        labels[np.sort(loc)] = classes[np.arange(loc.size) % classes.size]
+    assert (labels >= 0).all()
+    cell = np.empty((labels.size, 1), dtype=object)
+    cell[:, 0] = [path_of(i) for i in range(labels.size)]
+    scipy.io.savemat(root / "res101.mat", {"image_files": cell, "labels": (labels + 1).reshape(-1, 1)})
+    return labels
+
+
+def test_apy_with_res101_derives_the_honest_split_from_the_class_lists(shared_data: Path, tmp_path: Path) -> None:
+    root = link_folder(shared_data / "APY", tmp_path / "APY")
+    aps = "/BS/xian/work/data/APY/images_att/VOCdevkit/VOC2012/JPEGImages/2008_{:06d}.jpg"
+    yahoo = "/BS/xian/work/data/APY/images_att/ayahoo_test_images/bag_{}.jpg"
+    labels = _fake_res101(root, "apy", lambda i: aps.format(i) if i < 12695 else yahoo.format(i))
+    view = read_dataset("apy", root)
+    assert view.sources["order"] == "res101.mat" and view.sources["val_split"] == "trainclasses1.txt + valclasses1.txt"
+    assert view.sources["checked_lists"].count(".txt") == 4
+    np.testing.assert_array_equal(view.order.labels, labels)
+    assert view.order.files[0] == "VOCdevkit/VOC2008/JPEGImages/2008_000000.jpg"
+    assert view.order.files[-1] == "ayahoo_test_images/bag_15338.jpg"
+    train, val = view.split.train_loc, view.split.val_loc
+    assert train.size + val.size == 5932 and not set(labels[val]) & set(labels[train])
+    report, notes = inspect_dataset("apy", root)
+    assert (report["train"], report["val"], report["images_listed"]) == (train.size, val.size, 15339)
+    assert any("no image folder" in n for n in notes)
+    with pytest.raises(UserError, match=r"15339 of 15339 images are missing.*zsl-bench data fetch apy"):
+        load_dataset("apy", root)
+
+
+def test_awa1_with_res101_points_at_the_features(shared_data: Path, tmp_path: Path) -> None:
+    root = link_folder(shared_data / "AWA1", tmp_path / "AWA1")
+    _fake_res101(root, "awa1", lambda i: f"/BS/xian/work/data/Animals_with_Attributes//JPEGImages/a/a_{i}.jpg")
+    view = read_dataset("awa1", root)
+    assert view.order.files[0] == "Animals_with_Attributes/JPEGImages/a/a_0.jpg"
+    assert view.attributes.group_names[0] == "color" and len(view.attributes) == 85
+    with pytest.raises(UserError, match=r"images are missing.*data\.features=res101"):
+        load_dataset("awa1", root)

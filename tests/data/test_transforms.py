@@ -22,7 +22,6 @@ from zsl_bench.data.transforms import (
     preprocess,
     random_hflip,
     resize,
-    transform_for,
 )
 from zsl_bench.errors import UserError
 
@@ -34,29 +33,6 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("img") / "photo.jpg"
     write_jpeg(path, seed=1, size=(500, 375))
     return path
-
-
-def test_presets_and_model_choice() -> None:
-    assert transform_for("zeromamba_vmamba_s", "cub") == TRANSFORMS["zeromamba"]
-    assert TRANSFORMS["zeromamba"].size == 448 and TRANSFORMS["zeromamba"].hflip
-    duet = transform_for("duet_deit_b", "awa2")
-    assert (duet.resize, duet.crop, duet.size, duet.hflip, duet.interpolation) == (256, 224, 224, False, "bicubic")
-    assert transform_for("duet_deit_b", "sun") == TRANSFORMS["duet_swin"]
-    assert transform_for("resnet_test", "synth", 64).norm == "symmetric"
-    tiny = transform_for("duet_test", "cub", 64)
-    assert (tiny.resize, tiny.crop) == (73, 64)  # the 256/224 ratio kept
-    assert transform_for("zeromamba_test", "cub", 64).resize == 64
-
-
-def test_baseline_preset_for_full_size_cnn_and_vit() -> None:
-    for name in ("resnet101_ale", "resnet101_attn", "vit_b16_ale", "vit_b16_attn", "deit_b16_ale", "deit_b16_attn"):
-        assert transform_for(name, "cub") == TRANSFORMS["baseline"]
-    spec = TRANSFORMS["baseline"]
-    assert (spec.size, spec.crop, spec.hflip, spec.norm) == (224, None, True, "imagenet")
-    big = transform_for("resnet101_ale", "sun", 448)
-    assert (big.resize, big.norm, big.hflip) == (448, "imagenet", True)
-    for tiny in ("resnet_test", "vit_test", "deit_test"):  # the tiny models keep the 64-px default
-        assert transform_for(tiny, "synth") == TRANSFORMS["default"]
 
 
 @pytest.mark.parametrize(

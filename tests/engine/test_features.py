@@ -14,12 +14,11 @@ import torch
 
 from zsl_bench.data.datasets import load_dataset
 from zsl_bench.data.features import FeatureStore
-from zsl_bench.data.transforms import transform_for
 from zsl_bench.engine import features as engine_features
 from zsl_bench.engine import run_trial
 from zsl_bench.engine.features import HeadOnly, cache_key, check_cacheable, describe_backbone
 from zsl_bench.errors import UserError
-from zsl_bench.models import build_model
+from zsl_bench.models import MODELS, build_model
 from zsl_bench.models.base import ZslModel
 
 
@@ -100,7 +99,7 @@ def test_entries_change_with_weights_and_transform(synth_root, tmp_path, count_e
 
     # pretrained weights from a file: the same file gives one key whatever the seed, other bytes another key
     data = load_dataset("synth", synth_root)
-    spec = transform_for("resnet_test", "synth", 64)
+    spec = MODELS.get("resnet_test").transform_at(64)
     torch.manual_seed(0)
     weights = tmp_path / "backbone.pt"
     torch.save(build_model("resnet_test", 13, 64, width=8).backbone.net.state_dict(), weights)
@@ -167,10 +166,10 @@ class _OwnStep(_NoHead):
 
 
 def test_models_that_cannot_be_cached_are_user_errors():
-    with pytest.raises(UserError, match=r"no forward_backbone / forward_head.*data\.feature_cache=false"):
-        check_cacheable(_NoHead(), "duet_test")
+    with pytest.raises(UserError, match=r"declares no backbone/head split.*data\.feature_cache=false"):
+        check_cacheable(_NoHead(), MODELS.get("duet_test"))
     with pytest.raises(UserError, match=r"its own training step.*data\.feature_cache=false"):
-        check_cacheable(_OwnStep(), "own")
+        check_cacheable(_OwnStep(), MODELS.get("resnet_test"))
 
 
 def test_head_only_view_delegates_and_checkpoints_the_full_model():

@@ -10,6 +10,7 @@ from zsl_bench.errors import UserError
 from zsl_bench.metrics import gzsl_accuracy
 from zsl_bench.models import MODELS
 from zsl_bench.models.base import ZslModel
+from zsl_bench.models.family import TINY_TRANSFORM, ModelFamily
 
 KEYS = {"czsl", "u", "s", "h"}
 
@@ -112,7 +113,7 @@ def test_a_paused_run_reopened_continues_where_it_stopped(synth_root, tmp_path):
     assert not reopen_stopped(run)  # a completed run stays finished
 
 
-@MODELS.register("nan_test")
+@ModelFamily(name="nan", tiny="nan_test", transform=TINY_TRANSFORM, registry=MODELS).variant("nan_test")
 def _nan_model(num_attributes: int, image_size: int) -> ZslModel:
     class Nan(ZslModel):
         def __init__(self):

@@ -256,7 +256,7 @@ def test_shape_errors_are_clear() -> None:
     with pytest.raises(ValueError, match="B must be"):
         selective_scan(x["u"], x["delta"], x["A"], x["B"].view(2, 1, 3, 10).expand(2, 4, 3, 10), x["C"])
     with pytest.raises(ValueError, match="backend"):
-        selective_scan(x["u"], x["delta"], x["A"], x["B"], x["C"], backend="triton")
+        selective_scan(x["u"], x["delta"], x["A"], x["B"], x["C"], backend="tpu")
 
 
 def test_chunk_plan() -> None:

@@ -130,8 +130,8 @@ def test_param_groups_partition_the_parameters(synth_root: Path) -> None:
         ({"mlm_weight": -1.0}, "mlm_weight must be >= 0"),
         ({"mask_prob": 1.5}, "mask_prob must be in"),
         ({"vision": "vit"}, "vision must be"),
-        ({"visual_token": "patches"}, "visual_token must be"),
-        ({"dataset": "synth", "data_root": "/nonexistent/synth"}, "no synthetic dataset at /nonexistent/synth"),
+        ({"visual_token": "patches"}, "option 'visual_token'.*'logits' or 'cls'"),  # typed: a Literal
+        ({"dataset": "synth", "data_root": "/nonexistent/synth"}, "/nonexistent/synth not found.*zsl-bench data synth"),
         ({"dataset": "awa2", "data_root": "/nonexistent/awa2"}, "awa2"),
     ],
 )

@@ -31,11 +31,16 @@ def test_cub_names_and_phrases(cub_names_spec: str) -> None:
     assert attribute_phrase("sailing/ boating") == "sailing boating"
     with pytest.raises(UserError, match="lists 312 attribute names"):
         load_attribute_names(cub_names_spec, 311)
-    with pytest.raises(UserError, match="dataset must be cub, awa2, sun or synth"):
+    with pytest.raises(UserError, match=r"attribute_names='imagenet': unknown dataset 'imagenet'"):
         load_attribute_names("imagenet", 10)
-    with pytest.raises(UserError, match=r"no attributes\.txt under"):
+    with pytest.raises(UserError, match=r"unknown dataset 'cbu'; did you mean 'cub'"):
+        load_attribute_names("cbu", 312)
+    with pytest.raises(UserError, match=r"no attribute names under /nonexistent/CUB .*attributes\.txt"):
         load_attribute_names("cub:/nonexistent/CUB", 312)
     assert len(load_attribute_names("awa2", 85)[0]) == 85 and len(load_attribute_names("sun", 102)[0]) == 102
+    # the names of every built-in dataset come from its declaration (aPY, AwA1: built-in tables)
+    assert load_attribute_names("apy", 64)[0][:3] == ["2D Boxy", "3D Boxy", "Round"]
+    assert load_attribute_names("awa1", 85)[0] == load_attribute_names("awa2", 85)[0]
 
 
 def test_random_orthogonal_needs_no_names() -> None:
@@ -76,10 +81,20 @@ def test_names_required_and_bad_specs() -> None:
         attribute_embeddings("word2vec", 13, 8)
     with pytest.raises(UserError, match="hf: needs a hub id"):
         attribute_embeddings("hf:", 13, 8, names_spec="synth")
-    auto = attribute_embeddings("auto", 312, 8, names_spec="cub:/nonexistent")  # auto degrades, and says so
-    assert auto.source == "random orthogonal (d=8; no names from cub:/nonexistent)"
-    with pytest.raises(UserError, match=r"no attributes\.txt"):
+    with pytest.raises(UserError, match="no attribute names under /nonexistent"):
         attribute_embeddings("hash", 312, 8, names_spec="cub:/nonexistent")
+
+
+def test_auto_without_names_is_an_error_unless_random_is_chosen() -> None:
+    """auto with a named dataset whose names cannot be read: one line saying how to opt into random vectors (it
+    used to fall back silently); with no dataset named at all, auto stays random."""
+    for names_spec, needle in (("cub:/nonexistent", "no attribute names under"), ("mydata", "unknown dataset")):
+        with pytest.raises(UserError) as exc:
+            attribute_embeddings("auto", 312, 8, names_spec=names_spec)
+        message = str(exc.value)
+        assert needle in message and "model.options.attribute_embeddings=random" in message and "\n" not in message
+    assert attribute_embeddings("random", 312, 8).source == "random orthogonal (d=8)"  # the opt-in
+    assert attribute_embeddings("auto", 312, 8, names_spec=None).source == "random orthogonal (d=8)"
 
 
 def test_npy_file(tmp_path: Path) -> None:

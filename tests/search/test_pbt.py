@@ -17,7 +17,7 @@ def test_pbt_exploits_and_every_trial_completes(synth_root, tmp_path, cli):
         "sweep": {
             "searcher": "random",
             "scheduler": "pbt",
-            "perturbation_interval": 2,
+            "scheduler_options": {"perturbation_interval": 2},
             "num_samples": 4,
             "max_concurrent": 2,
             "top_k": 0,

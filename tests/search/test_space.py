@@ -25,7 +25,7 @@ def write(tmp_path, text):
 
 
 def test_shipped_quickstart_space_is_valid():
-    space, base = load_space(REPO / "search_spaces" / "quickstart.yaml")
+    space, base = load_space(REPO / "zsl_bench" / "spaces" / "quickstart.yaml")
     assert space.sweep.metric == "val/h" and space.sweep.searcher == "optuna" and space.sweep.scheduler == "asha"
     assert base.data.name == "synth" and base.train.epochs == space.set["train.epochs"]
 

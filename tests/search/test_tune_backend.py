@@ -69,7 +69,7 @@ def test_sweep_records_every_trial_and_survives_a_failing_one(synth_root, tmp_pa
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("space_file", sorted((REPO / "search_spaces").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("space_file", sorted((REPO / "zsl_bench" / "spaces").glob("*.yaml")), ids=lambda p: p.stem)
 def test_smoke_runs_every_shipped_space(space_file, tmp_path, cli):
     code, out, err = cli("sweep", "--space", str(space_file), "--smoke", "--results", str(tmp_path), timeout=300)
     assert code == 0, err[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from zsl_bench.errors import UserError
@@ -30,8 +31,31 @@ def create_token(path: Path, *, replace: bool = False) -> Path:
     return path
 
 
+def check_token_file(path: Path) -> None:
+    """Refuse a token file others could know or change: not a regular file of this user with mode 0600 (or
+    stricter). A token planted in a shared results or cluster folder would let its author join our Ray cluster."""
+    path = Path(path)
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise UserError(f"cannot read the Ray token file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"the Ray token file {path} is not a regular file (a link?); delete it and run again")
+    if info.st_uid != os.getuid():
+        raise UserError(
+            f"the Ray token file {path} belongs to another user (uid {info.st_uid}); delete it and run again"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise UserError(
+            f"the Ray token file {path} is open to other users (mode {mode:04o}): "
+            f"run `chmod 600 {path}` if you made it, else delete it"
+        )
+
+
 def read_token(path: Path) -> str:
-    """The token in ``path`` (surrounding whitespace removed)."""
+    """The token in ``path`` (surrounding whitespace removed), after :func:`check_token_file`."""
+    check_token_file(path)
     try:
         token = Path(path).read_text().strip()
     except OSError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from zsl_bench.cluster import procs
-from zsl_bench.cluster.auth import create_token, read_token, token_env
+from zsl_bench.cluster.auth import check_token_file, create_token, read_token, token_env
 from zsl_bench.cluster.dashboard import DashboardClient, DashboardError
 from zsl_bench.cluster.net import check_port, free_ports, is_loopback, parse_address, port_free
 from zsl_bench.errors import UserError
@@ -257,6 +257,7 @@ def attach_env(address: str, cluster_dir: Path | None = None) -> str:
             f"--address {address}: no token for that cluster: export RAY_AUTH_TOKEN_PATH=FILE (the token file "
             f"`zsl-bench cluster up` printed), or set ZSL_BENCH_CLUSTER_DIR to its cluster directory (looked in {cdir})"
         )
+    check_token_file(Path(state.token_file))  # a planted or loosened token would let others join
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN_PATH"] = state.token_file
     os.environ.pop("RAY_AUTH_TOKEN", None)  # set but empty: would still shadow the file

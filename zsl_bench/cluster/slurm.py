@@ -1,4 +1,4 @@
-"""SLURM batch scripts for sweeps: render ``cluster/slurm/ray_sweep.sbatch`` and submit it with ``sbatch``.
+"""SLURM batch scripts for sweeps: render ``templates/ray_sweep.sbatch`` (package data) and submit it with ``sbatch``.
 
 No shell string is built from user input: numbers are checked integers, ``#SBATCH`` option values must match
 strict patterns, every other value (paths, names, sweep arguments) goes through ``shlex.quote``, and ``sbatch`` is
@@ -7,6 +7,7 @@ run with an argument list.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -16,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zsl_bench.errors import UserError
+from zsl_bench.search.shipped import is_shipped, resolve_space
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "cluster" / "slurm" / "ray_sweep.sbatch"
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "ray_sweep.sbatch"  # shipped in the wheel
 SLURM_DIR = "_slurm"  # under the results root; readers skip ``_``-prefixed directories
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.,:+=-]+$")  # partition, account: plain names (comma lists allowed)
@@ -69,8 +71,7 @@ def check(job: SlurmSweep) -> None:
         raise UserError(f"--time {job.time!r}: expected HH:MM:SS or D-HH:MM:SS, e.g. 04:00:00")
     if job.job_name is not None and not _TOKEN.match(job.job_name):
         raise UserError(f"--job-name {job.job_name!r}: letters, digits and _ . , : + = - only")
-    if not Path(job.space).is_file():
-        raise UserError(f"--space {job.space}: file not found")
+    resolve_space(job.space)  # a path, or a shipped space's name; else one line with the closest names
     if "\\" in str(Path(job.results).resolve()):
         raise UserError(f"--results {job.results}: SLURM output paths cannot contain a backslash; pick another")
     for arg in job.sbatch_args:
@@ -80,7 +81,7 @@ def check(job: SlurmSweep) -> None:
 
 def sweep_argv(job: SlurmSweep) -> list[str]:
     """The ``zsl-bench sweep`` arguments the job runs (absolute paths: the job may start in another directory)."""
-    argv = ["--space", str(Path(job.space).resolve()), "--results", str(Path(job.results).resolve())]
+    argv = ["--space", job_space(job), "--results", str(Path(job.results).resolve())]
     if job.name:
         argv += ["--name", job.name]
     if job.num_samples:
@@ -94,6 +95,19 @@ def sweep_argv(job: SlurmSweep) -> list[str]:
     return argv
 
 
+def job_space(job: SlurmSweep) -> str:
+    """``--space`` for the job: an absolute path, or a shipped space's name when the nodes run another Python.
+
+    A file of the user, or a shipped space run by this very interpreter (the default ``--python``, which the nodes
+    see at the same path), goes in as its absolute path. A shipped space under another ``--python`` goes in by name,
+    so that the nodes' installation finds its own copy (this one's path may not exist there).
+    """
+    space = resolve_space(job.space)
+    if is_shipped(space) and os.path.abspath(job.python) != os.path.abspath(sys.executable):
+        return space.name
+    return str(space.resolve())
+
+
 def render(job: SlurmSweep) -> str:
     """The batch script for ``job`` (checked first)."""
     check(job)
@@ -101,9 +115,7 @@ def render(job: SlurmSweep) -> str:
     try:
         text = template.read_text()
     except OSError:
-        raise UserError(
-            f"SLURM template not found: {template}; pass --template FILE (a copy of cluster/slurm/ray_sweep.sbatch)"
-        ) from None
+        raise UserError(f"SLURM template not found: {template}; pass --template FILE (a copy of {TEMPLATE})") from None
     prelude = "# (none: pass --prelude FILE for `module load …` lines)"
     if job.prelude:
         try:
@@ -121,6 +133,7 @@ def render(job: SlurmSweep) -> str:
         "object_store_bytes": str(job.object_store_mb * 2**20) if job.object_store_mb else "''",
         "sweep_args": " ".join(shlex.quote(a) for a in sweep_argv(job)),
         "prelude": prelude,
+        "plugins": _plugin_lines(),
     }
 
     def fill(match: re.Match[str]) -> str:
@@ -130,6 +143,19 @@ def render(job: SlurmSweep) -> str:
         return values[key]
 
     return _PLACEHOLDER.sub(fill, text)
+
+
+def _plugin_lines() -> str:
+    """``export`` lines that give the job (and every Ray process it starts) this command's plugin modules."""
+    from zsl_bench.plugins import ray_runtime_env
+
+    env = ray_runtime_env().get("env_vars", {})
+    if not env:
+        return "# (none)"
+    lines = [f"export {key}={shlex.quote(value)}" for key, value in env.items() if key != "PYTHONPATH"]
+    if "PYTHONPATH" in env:
+        lines.append(f'export PYTHONPATH={shlex.quote(env["PYTHONPATH"])}"${{PYTHONPATH:+:$PYTHONPATH}}"')
+    return "\n".join(lines)
 
 
 def default_job_name(job: SlurmSweep) -> str:

@@ -1,21 +1,27 @@
-"""Attribute names, groups and value words of every dataset (DUET's prompts, plots).
+"""Attribute names, groups and value words of every dataset (DUET's prompts, plots, ZeroMamba's embeddings).
 
 An attribute ``i`` has a raw ``name`` (as the dataset spells it), a ``group`` phrase and a ``value`` phrase,
 e.g. CUB ``has_bill_shape::curved_(up_or_down)`` → group ``bill shape``, value ``curved``. Groups are listed in
 order of first appearance, which is the order DUET writes them into its prompts.
 
-* CUB: read from ``attributes.txt`` (312 lines ``<id> has_<group>::<value>``; shipped at the top of the
-  CUB_200_2011 archive). Group: ``<group>`` with ``_`` → space; value: ``<value>`` cut at ``(`` with ``_``/``-``
-  → space. These are the 28 groups of DUET's ``attributeindex2prompt.json``.
-* AWA2: the 85 predicates (``predicates.txt`` when present, else the built-in list, which is the same) in the
-  12 groups DUET uses (models.md §2.2); a predicate is its own value word.
+Each dataset declaration (:mod:`zsl_bench.data.declare`) names an *attribute rule*, ``(root, A) -> AttributeInfo
+| None``; the rules of the built-in datasets are made here:
+
+* CUB: ``attributes.txt`` (312 lines ``<id> has_<group>::<value>``; shipped at the top of the CUB_200_2011
+  archive). Group: ``<group>`` with ``_`` → space; value: ``<value>`` cut at ``(`` with ``_``/``-`` → space.
+  These are the 28 groups of DUET's ``attributeindex2prompt.json``.
+* AwA1 and AwA2: the same 85 predicates (``predicates.txt`` when present, else the built-in list, which is the
+  same) in the 12 groups DUET uses (models.md §2.2); a predicate is its own value word.
 * SUN: the 102 SUN Attribute Database names (no data file ships them in xlsa17) in DUET's 14 groups. DUET's
   group phrases are kept verbatim, including its spelling "meterial", because the prompts are made of them.
+* aPY: the 64 aPascal/aYahoo attributes (``attribute_names.txt`` of the UIUC ``attribute_data`` when present,
+  else the built-in list) in 10 groups of this project (shape, visibility, body part, vehicle part, …).
 * synth and any dataset folder with ``attributes.txt`` lines ``<group>::<value>``: split at ``::``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +59,8 @@ class AttributeInfo:
             out[g].append(i)
         return out
 
+
+AttributeRule = Callable[["Path | None", int], "AttributeInfo | None"]
 
 # ------------------------------------------------------------------------------------------ built-in tables
 
@@ -125,6 +133,46 @@ SUN_GROUPS: dict[str, tuple[int, ...]] = {
 }
 
 
+# The 64 aPascal/aYahoo attributes (UIUC attribute_data/attribute_names.txt), in xlsa17 column order.
+APY_ATTRIBUTES = _split(
+    "2D Boxy|3D Boxy|Round|Vert Cyl|Horiz Cyl|Occluded|Tail|Beak|Head|Ear|Snout|Nose|Mouth|Hair|Face|Eye|Torso|"
+    "Hand|Arm|Leg|Foot/Shoe|Wing|Propeller|Jet engine|Window|Row Wind|Wheel|Door|Headlight|Taillight|"
+    "Side mirror|Exhaust|Pedal|Handlebars|Engine|Sail|Mast|Text|Label|Furn. Leg|Furn. Back|Furn. Seat|"
+    "Furn. Arm|Horn|Rein|Saddle|Leaf|Flower|Stem/Trunk|Pot|Screen|Skin|Metal|Plastic|Wood|Cloth|Furry|Glass|"
+    "Feather|Wool|Clear|Shiny|Vegetation|Leather",
+    "|",
+)
+
+# aPY groups (this project's; aPY has no DUET grouping): group → the APY_ATTRIBUTES indices in it.
+APY_GROUPS: dict[str, tuple[int, ...]] = {
+    "shape": (0, 1, 2, 3, 4),
+    "visibility": (5,),
+    "body part": (6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 43),
+    "vehicle part": (21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36),
+    "object part": (37, 38, 50),
+    "furniture part": (39, 40, 41, 42),
+    "riding gear": (44, 45),
+    "plant part": (46, 47, 48, 49, 62),
+    "material": (51, 52, 53, 54, 55, 56, 57, 58, 59, 63),
+    "surface": (60, 61),
+}
+
+# Value phrases of the aPY names that are abbreviations (the others: the name in lower case).
+APY_VALUES: dict[str, str] = {
+    "2D Boxy": "2d boxy",
+    "3D Boxy": "3d boxy",
+    "Vert Cyl": "vertical cylinder",
+    "Horiz Cyl": "horizontal cylinder",
+    "Foot/Shoe": "foot or shoe",
+    "Row Wind": "row of windows",
+    "Furn. Leg": "furniture leg",
+    "Furn. Back": "furniture back",
+    "Furn. Seat": "furniture seat",
+    "Furn. Arm": "furniture arm",
+    "Stem/Trunk": "stem or trunk",
+}
+
+
 # -------------------------------------------------------------------------------------------------- readers
 
 
@@ -177,18 +225,27 @@ def read_pair_attributes(path: Path) -> AttributeInfo:
     return AttributeInfo(names, groups, values, path.name)
 
 
-def awa2_attributes(root: Path | None = None) -> AttributeInfo:
-    """AwA2's 85 predicates in DUET's 12 groups (names from ``predicates.txt`` if present)."""
+def _awa_attributes(root: Path | None, subdirs: tuple[str, ...]) -> AttributeInfo:
     names, source = list(AWA2_PREDICATES), "built-in"
-    path = _first(root, "predicates.txt", ("", "Animals_with_Attributes2")) if root is not None else None
+    path = _first(root, "predicates.txt", subdirs) if root is not None else None
     if path is not None:
         rows = [line.split() for line in _lines(path)]
         names = [r[-1] for r in rows]
         if sorted(names) != sorted(AWA2_PREDICATES):
-            raise UserError(f"{path} does not list the 85 AwA2 predicates; use the file of the AwA2 release")
+            raise UserError(f"{path} does not list the 85 AwA predicates; use the file of the AwA release")
         source = path.name
     group_of = {word: g for g, words in AWA2_GROUPS.items() for word in words.split()}
     return AttributeInfo(names, [group_of[n] for n in names], list(names), source)
+
+
+def awa2_attributes(root: Path | None = None) -> AttributeInfo:
+    """AwA2's 85 predicates in DUET's 12 groups (names from ``predicates.txt`` if present)."""
+    return _awa_attributes(root, ("", "Animals_with_Attributes2"))
+
+
+def awa_attributes(subdirs: tuple[str, ...]) -> AttributeRule:
+    """Rule: the 85 AwA predicates (AwA1 and AwA2 share them), ``predicates.txt`` looked for in ``subdirs``."""
+    return lambda root, _num: _awa_attributes(root, subdirs)
 
 
 def sun_attributes() -> AttributeInfo:
@@ -198,48 +255,54 @@ def sun_attributes() -> AttributeInfo:
     return AttributeInfo(names, [group_of[i] for i in range(len(names))], names, "built-in")
 
 
-def attribute_info(dataset: str, root: Path | None, num_attributes: int) -> AttributeInfo | None:
-    """The attributes of ``dataset`` (``cub``, ``awa2``, ``sun``, ``synth`` or a folder with attributes.txt).
+def apy_attributes(root: Path | None = None) -> AttributeInfo:
+    """aPY's 64 attributes in 10 groups (names checked against ``attribute_names.txt`` if present)."""
+    names, source = list(APY_ATTRIBUTES), "built-in"
+    path = _first(root, "attribute_names.txt", ("", "attribute_data")) if root is not None else None
+    if path is not None:
+        listed = [line.strip() for line in _lines(path)]
+        if [n.lower() for n in listed] != [n.lower() for n in names]:
+            raise UserError(f"{path} does not list the 64 aPascal/aYahoo attributes in order; use the UIUC file")
+        names, source = listed, path.name
+    group_of = {i: g for g, members in APY_GROUPS.items() for i in members}
+    values = [APY_VALUES.get(n, n.lower()) for n in APY_ATTRIBUTES]
+    return AttributeInfo(names, [group_of[i] for i in range(len(names))], values, source)
 
-    Args:
-        dataset: registry name.
-        root: the dataset folder (where ``attributes.txt`` / ``predicates.txt`` are looked for), or None.
-        num_attributes: A of the split; the names must match it.
 
-    Returns:
-        The attribute info, or None when no source exists (CUB without its ``attributes.txt``).
+def fixed_attributes(names: list[str], groups: list[str] | None = None, source: str = "built-in") -> AttributeRule:
+    """Rule: a built-in table. Without ``groups``, ``group::value`` names are split at ``::`` (else each name is
+    its own group and value)."""
+    if groups is not None and len(groups) != len(names):
+        raise UserError(f"{len(names)} attribute names but {len(groups)} groups; give one group per name")
+    pairs = [n.split("::", 1) if "::" in n else [n, n] for n in names]
+    info = AttributeInfo(
+        list(names), list(groups) if groups is not None else [p[0] for p in pairs], [p[1] for p in pairs], source
+    )
+    return lambda _root, _num: info
 
-    Raises:
-        UserError: a source exists but is malformed or has another number of attributes than the split.
-    """
-    info: AttributeInfo | None
-    if dataset == "awa2":
-        info = awa2_attributes(root)
-    elif dataset == "sun":
-        info = sun_attributes()
-    else:
-        subdirs = ("", "CUB_200_2011", "CUB_200_2011/attributes")
+
+def read_attributes_txt(path: Path) -> AttributeInfo:
+    """``attributes.txt``: CUB style (``<id> has_<group>::<value>``) or ``<group>::<value>`` per line."""
+    first = _lines(path)[:1]
+    cub_style = bool(first) and first[0].split(maxsplit=1)[0].isdigit()
+    return read_cub_attributes(path) if cub_style else read_pair_attributes(path)
+
+
+def attributes_txt(subdirs: tuple[str, ...] = ("",), fallback: AttributeRule | None = None) -> AttributeRule:
+    """Rule: ``attributes.txt`` in the first of ``subdirs`` that has it, else ``fallback`` (else None)."""
+
+    def rule(root: Path | None, num_attributes: int) -> AttributeInfo | None:
         path = _first(root, "attributes.txt", subdirs) if root is not None else None
-        if path is None:
-            if dataset == "synth":
-                from zsl_bench.data.synth import attribute_names
+        if path is not None:
+            return read_attributes_txt(path)
+        return fallback(root, num_attributes) if fallback is not None else None
 
-                return _from_pairs(attribute_names(), "synth generator", num_attributes)
-            return None
-        first = _lines(path)[:1]
-        cub_style = bool(first) and first[0].split(maxsplit=1)[0].isdigit()
-        info = read_cub_attributes(path) if cub_style else read_pair_attributes(path)
-    if len(info) != num_attributes:
-        raise UserError(
-            f"{info.source} lists {len(info)} attribute names but att_splits.mat has {num_attributes} "
-            "attributes; use the files of the same dataset"
-        )
-    return info
+    return rule
 
 
-def _from_pairs(names: list[str], source: str, num_attributes: int) -> AttributeInfo:
-    groups = [n.split("::", 1)[0] for n in names]
-    values = [n.split("::", 1)[1] for n in names]
-    if len(names) != num_attributes:
-        raise UserError(f"{source} has {len(names)} attributes but the split has {num_attributes}")
-    return AttributeInfo(list(names), groups, values, source)
+def attribute_info(dataset: str, root: Path | None, num_attributes: int) -> AttributeInfo | None:
+    """The attributes of the registered ``dataset`` in the folder ``root`` (its declaration's rule, see
+    :meth:`zsl_bench.data.declare.DatasetSpec.read_attributes`); None when it has no source for them there."""
+    from zsl_bench.data.declare import dataset_spec
+
+    return dataset_spec(dataset).read_attributes(root, num_attributes)

@@ -1,19 +1,22 @@
-"""Dataset registry: name → reader(root) → :class:`DatasetView`; :func:`load_dataset` → :class:`ZslDataset`.
+"""Reading a declared dataset: :func:`read_dataset` → :class:`DatasetView`; :func:`load_dataset` → :class:`ZslDataset`.
 
-Registered datasets: ``cub``, ``awa2``, ``sun`` (the xlsa17 benchmarks, folder layouts in
-:mod:`zsl_bench.data.layouts`) and ``synth`` (:mod:`zsl_bench.data.synth`). ``--root`` / ``data.root`` is the
-dataset's folder, the one holding ``att_splits.mat``; by default ``data/CUB``, ``data/AWA2``, ``data/SUN``,
-``data/synth``.
+Datasets are declarations (:class:`~zsl_bench.data.declare.DatasetSpec`) in the registry :data:`DATASETS`: the
+built-in ``cub``, ``awa1``, ``awa2``, ``sun``, ``apy`` (the xlsa17 benchmarks, :mod:`zsl_bench.data.builtin`) and
+``synth`` (:mod:`zsl_bench.data.synth`), plus whatever outside packages declare (docs/datasets.md). Every
+function here takes a registered name or a declaration. ``--root`` / ``data.root`` is the dataset's folder, the
+one holding ``att_splits.mat``; by default ``data/<folder>`` (``data/CUB``, ``data/synth``, …).
 
 Reading a folder (:func:`read_dataset`) needs only ``att_splits.mat``; everything else adds to what is known:
 
-* the image order (res101.mat, image_files.txt, the dataset's own lists, or for SUN the class-major rule) gives
-  every index its class, so the split is checked against the labels (unseen classes have no trainval image,
-  test-seen classes are seen, indices < N) and against every xlsa17 class list present (trainvalclasses.txt,
-  testclasses.txt, trainclasses1.txt, valclasses1.txt);
+* the split must have the dataset's published counts (classes x attributes, trainval / test_seen / test_unseen
+  images), else the folder holds another dataset and is refused, naming the registered dataset that matches;
+* the image order (res101.mat, image_files.txt, or the declaration's own rule, :mod:`zsl_bench.data.layouts`)
+  gives every index its class, so the split is checked against the labels (unseen classes have no trainval
+  image, test-seen classes are seen, indices < N) and against every xlsa17 class list present
+  (trainvalclasses.txt, testclasses.txt, trainclasses1.txt, valclasses1.txt);
 * the validation class split comes from att_splits.mat, sent_splits.mat or the class lists
   (:mod:`zsl_bench.data.splits`);
-* attribute names and groups from :mod:`zsl_bench.data.attributes`.
+* attribute names and groups from the declaration's rule (:mod:`zsl_bench.data.attributes`).
 
 :func:`load_dataset` (what training calls) additionally requires a file for every index and every file on disk.
 :func:`inspect_dataset` (``zsl-bench data inspect``) reports counts and works on split files alone.
@@ -22,17 +25,18 @@ Reading a folder (:func:`read_dataset`) needs only ``att_splits.mat``; everythin
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zsl_bench.data.attributes import AttributeInfo, attribute_info
-from zsl_bench.data.layouts import LAYOUTS, ImageOrder, recover_order
+from zsl_bench.data.attributes import AttributeInfo
+from zsl_bench.data.declare import DATASETS, DatasetSpec, dataset_spec
+from zsl_bench.data.layouts import ImageOrder, read_res101
 from zsl_bench.data.splits import check_class_lists, class_lists, fill_val_split, honest_train_val
 from zsl_bench.data.xlsa17 import (
+    MAIN_LOCS,
     Xlsa17Split,
     check_split_consistency,
     check_split_indices,
@@ -41,7 +45,19 @@ from zsl_bench.data.xlsa17 import (
     read_image_list,
 )
 from zsl_bench.errors import UserError
-from zsl_bench.registry import Registry
+
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "DatasetView",
+    "ZslDataset",
+    "check_dataset",
+    "complete_view",
+    "default_root",
+    "inspect_dataset",
+    "load_dataset",
+    "read_dataset",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,7 @@ class DatasetView:
         sources: piece → where it came from (``split``, ``order``, ``val_split``, ``attributes``), and
             ``checked_lists``: the xlsa17 class lists the labels were checked against.
         image_dir: where the image files are expected.
+        spec: the declaration it was read with.
     """
 
     name: str
@@ -85,6 +102,7 @@ class DatasetView:
     attributes: AttributeInfo | None
     sources: dict[str, str]
     image_dir: Path
+    spec: DatasetSpec | None = None
 
     def image_paths(self) -> list[Path] | None:
         """``[N]`` absolute image paths, or None when the order gives no files."""
@@ -100,68 +118,64 @@ class DatasetView:
         return [p for p in paths if not os.path.isfile(p)]
 
 
-DATASETS: Registry[Callable[[Path], DatasetView]] = Registry("dataset")
-
-_FOLDERS = {"synth": "synth", **{name: layout.folder for name, layout in LAYOUTS.items()}}
-
-
-def default_root(name: str) -> Path:
+def default_root(dataset: str | DatasetSpec) -> Path:
     """Where a dataset lives when the config gives no ``data.root``: ``data/CUB``, ``data/synth``, …"""
-    return Path("data") / _FOLDERS.get(name, name)
-
-
-def _fetch_hint(name: str, root: Path) -> str:
-    if name == "sun":
-        return (
-            f"`zsl-bench data fetch xlsa17 --root {root.parent}` (res101.mat) and "
-            f"`zsl-bench data fetch sun --root {root}`"
-        )
-    return f"`zsl-bench data fetch {name} --root {root}`"
+    return dataset_spec(dataset).default_root()
 
 
 # ------------------------------------------------------------------------------------------------ readers
 
 
-def _real_reader(name: str) -> Callable[[Path], DatasetView]:
-    def read(root: Path) -> DatasetView:
-        root = Path(root).resolve()
-        if not root.is_dir():
-            raise UserError(
-                f"dataset folder {root} not found; pass --root (the folder holding att_splits.mat) or get the "
-                f"split files with `zsl-bench data fetch xlsa17 --root {root.parent}`"
-            )
-        att = root / "att_splits.mat"
-        split = read_att_splits(att)
-        check_split_indices(split, source=att)
-        order = recover_order(name, root, split)
-        return _finish(name, root, split, order, root / LAYOUTS[name].image_dir)
-
-    read.__name__ = f"read_{name}"
-    read.__doc__ = f"Read the {name.upper()} folder ``root`` (xlsa17 split + whatever image lists it holds)."
-    return read
+def _count_text(counts: tuple[int, ...], images: bool, units: bool) -> str:
+    """``200 classes x 312 attributes`` (``200 x 312`` without units), plus the image counts when ``images``."""
+    text = f"{counts[0]} classes x {counts[1]} attributes" if units else f"{counts[0]} x {counts[1]}"
+    if images:
+        text += f" with {counts[2]}/{counts[3]}/{counts[4]}" + (" trainval/test_seen/test_unseen images" * units)
+    return text
 
 
-for _name in LAYOUTS:
-    DATASETS.register(_name)(_real_reader(_name))
+def _matching(counts: tuple[int, ...]) -> list[str]:
+    """The registered datasets whose published split counts are ``counts``."""
+    names = []
+    for name in DATASETS.names():
+        other = dataset_spec(name)
+        if other.counts is not None and other.counts.split_counts() == counts:
+            names.append(name)
+    return names
 
 
-@DATASETS.register("synth")
-def read_synth(root: Path) -> DatasetView:
-    """The synthetic dataset written by ``zsl-bench data synth`` (xlsa17 layout + ``image_files.txt``)."""
-    root = Path(root).resolve()
-    if not (root / "att_splits.mat").is_file():
-        raise UserError(
-            f"no synthetic dataset at {root}; generate it with `zsl-bench data synth --out {root}` "
-            "or point --data-root / data.root at it"
-        )
-    split = read_att_splits(root / "att_splits.mat")
-    files, labels = read_image_list(root / "image_files.txt")
-    if labels.size and labels.max() >= split.num_classes:
-        raise UserError(f"{root / 'image_files.txt'}: label {labels.max() + 1} exceeds {split.num_classes} classes")
-    return _finish("synth", root, split, ImageOrder(labels, files, "image_files.txt"), root)
+def check_counts(spec: DatasetSpec, split: Xlsa17Split, source: Path) -> None:
+    """Refuse a split whose counts are not the published counts of ``spec`` (when it declares them).
+
+    Raises:
+        UserError: one line naming the file, what it holds, what the dataset has and the matching dataset.
+    """
+    if spec.counts is None:
+        return
+    found = (split.num_classes, split.num_attributes, *(int(getattr(split, k).size) for k in MAIN_LOCS))
+    expected = spec.counts.split_counts()
+    if found == expected:
+        return
+    images = found[:2] == expected[:2]  # same shape: the image counts tell them apart (AwA1 / AwA2)
+    guess = ", ".join(f"--dataset {n}" for n in _matching(found)) or "declare it: see docs/datasets.md"
+    raise UserError(
+        f"{source} has {_count_text(found, images, True)} but dataset {spec.name!r} has "
+        f"{_count_text(expected, images, False)}; pass the dataset this folder holds ({guess}?)"
+    )
 
 
-def _finish(name: str, root: Path, split: Xlsa17Split, order: ImageOrder | None, image_dir: Path) -> DatasetView:
+def recover_order(spec: DatasetSpec, root: Path, split: Xlsa17Split) -> ImageOrder | None:
+    """The image order of ``root`` from the first source that has it: res101.mat (when the dataset declares
+    anchors), image_files.txt, the declaration's own rule; None when nothing gives it."""
+    if spec.anchors and (root / "res101.mat").is_file():
+        return read_res101(root / "res101.mat", split, spec.anchors, spec.folder)
+    if (root / "image_files.txt").is_file():
+        files, labels = read_image_list(root / "image_files.txt")
+        return ImageOrder(labels, files, "image_files.txt")
+    return spec.order(root, split) if spec.order is not None else None
+
+
+def complete_view(spec: DatasetSpec, root: Path, split: Xlsa17Split, order: ImageOrder | None) -> DatasetView:
     """Check ``split`` against ``order``, fill the validation split, the class-list check and the attributes."""
     sources = {"split": "att_splits.mat", "order": order.source if order else "none"}
     labels = order.labels if order is not None else None
@@ -172,39 +186,58 @@ def _finish(name: str, root: Path, split: Xlsa17Split, order: ImageOrder | None,
     sources["val_split"] = val_source or "none"
     if labels is not None:
         sources["checked_lists"] = " + ".join(check_class_lists(root, split, labels)) or "none"
-    attributes = attribute_info(name, root, split.num_attributes)
+    attributes = spec.read_attributes(root, split.num_attributes)
     sources["attributes"] = attributes.source if attributes is not None else "none"
-    return DatasetView(name, root, split, order, attributes, sources, image_dir)
+    return DatasetView(spec.name, root, split, order, attributes, sources, root / spec.image_dir, spec)
 
 
-def read_dataset(name: str, root: str | Path | None = None) -> DatasetView:
-    """Read the registered dataset ``name`` from ``root`` (default :func:`default_root`); images not needed."""
-    reader = DATASETS.get(name)
-    return reader(Path(root) if root is not None else default_root(name))
+def read_dataset(dataset: str | DatasetSpec, root: str | Path | None = None) -> DatasetView:
+    """Read ``dataset`` (a registered name or a declaration) from ``root`` (default its ``data/<folder>``);
+    images not needed.
+
+    Raises:
+        UserError: no folder or att_splits.mat there, a malformed split, a split of another dataset (other
+            counts than declared), an image order or class list that contradicts the split.
+    """
+    spec = dataset_spec(dataset)
+    root = Path(root if root is not None else spec.default_root()).resolve()
+    att = root / "att_splits.mat"
+    if not root.is_dir() or not att.exists():
+        what = f"dataset folder {root}" if not root.is_dir() else str(att)
+        raise UserError(
+            f"{what} not found; pass --root (the folder holding att_splits.mat) or get the {spec.name} split files "
+            f"with {spec.hint('split', root)}"
+        )
+    split = read_att_splits(att)
+    check_counts(spec, split, att)
+    check_split_indices(split, source=att)
+    return complete_view(spec, root, split, recover_order(spec, root, split))
 
 
 def _missing_message(view: DatasetView, missing: list[Path], total: int) -> str:
     shown = ", ".join(os.path.relpath(p, view.root) for p in missing[:3])
     return (
         f"{len(missing)} of {total} images are missing under {view.root} (first three: {shown}); "
-        f"complete the folder, e.g. with {_fetch_hint(view.name, view.root)}"
+        f"complete the folder, e.g. with {dataset_spec(view.spec or view.name).hint('images', view.root)}"
     )
 
 
-def load_dataset(name: str, root: str | Path | None = None) -> ZslDataset:
-    """Load the registered dataset ``name`` from ``root`` for training: every image listed and on disk.
+def load_dataset(dataset: str | DatasetSpec, root: str | Path | None = None) -> ZslDataset:
+    """Load ``dataset`` (a registered name or a declaration) from ``root`` for training: every image listed and on
+    disk.
 
     Raises:
         UserError: anything :func:`read_dataset` rejects; no per-image list; images missing (how many, the
             first three).
     """
-    view = read_dataset(name, root)
+    view = read_dataset(dataset, root)
+    spec, name = dataset_spec(dataset), view.name
     paths = view.image_paths()
     if paths is None or view.order is None:
-        got = "labels only (class-major rule)" if view.order is not None else "nothing"
+        got = f"labels only ({view.order.source})" if view.order is not None else "nothing"
         raise UserError(
-            f"{view.root}: no per-image list for {name} (found {got}); training needs res101.mat or the "
-            f"dataset's own image list: {_fetch_hint(name, view.root)}"
+            f"{view.root}: no per-image list for {name} (found {got}); training needs res101.mat, image_files.txt "
+            f"or the dataset's own image list: {spec.hint('images', view.root)}"
         )
     missing = view.missing_images()
     if missing:
@@ -212,14 +245,14 @@ def load_dataset(name: str, root: str | Path | None = None) -> ZslDataset:
     return ZslDataset(name, view.root, paths, view.order.labels, view.split, view.attributes, dict(view.sources))
 
 
-def check_dataset(name: str, root: str | Path | None = None, features: str | None = None) -> None:
+def check_dataset(dataset: str | DatasetSpec, root: str | Path | None = None, features: str | None = None) -> None:
     """Raise the :class:`UserError` a trial on ``name`` would raise about its data, before any trial starts: the
     folder, its split files and, for images (``features`` None), the image list and every file on disk. Reads no
     image; with ``features`` the feature file itself is left to the trial."""
     if features is None:
-        load_dataset(name, root)
+        load_dataset(dataset, root)
     else:
-        read_dataset(name, root)
+        read_dataset(dataset, root)
 
 
 # ---------------------------------------------------------------------------------------------- inspect
@@ -240,7 +273,7 @@ INSPECT_KEYS = (
 )
 
 
-def inspect_dataset(name: str, root: str | Path | None = None) -> tuple[dict[str, Any], list[str]]:
+def inspect_dataset(dataset: str | DatasetSpec, root: str | Path | None = None) -> tuple[dict[str, Any], list[str]]:
     """Counts of a dataset folder, as printed by ``zsl-bench data inspect``.
 
     Returns:
@@ -254,7 +287,7 @@ def inspect_dataset(name: str, root: str | Path | None = None) -> tuple[dict[str
     Raises:
         UserError: what :func:`read_dataset` rejects, or images missing from an existing image folder.
     """
-    view = read_dataset(name, root)
+    view = read_dataset(dataset, root)
     split, order = view.split, view.order
     report: dict[str, Any] = dict.fromkeys(INSPECT_KEYS)
     report.update(classes=split.num_classes, attributes=split.num_attributes)
@@ -283,7 +316,10 @@ def inspect_dataset(name: str, root: str | Path | None = None) -> tuple[dict[str
         raise UserError(_missing_message(view, missing, len(paths or [])))
     report["images_missing"] = len(missing)
     if paths is None:
-        notes.append(f"no per-image file list (image order from: {view.sources['order']}); training needs one")
+        notes.append(
+            f"no per-image file list (image order from: {view.sources['order']}); training needs res101.mat or "
+            "image_files.txt (or the dataset's own image list)"
+        )
     elif not view.image_dir.is_dir():
         notes.append(f"no image folder at {view.image_dir}: checked the split files only")
     report["sources"] = dict(view.sources)

@@ -42,6 +42,7 @@ import scipy.io
 import torch
 
 from zsl_bench.data.datasets import ZslDataset, read_dataset
+from zsl_bench.data.declare import DatasetSpec, dataset_spec
 from zsl_bench.data.layouts import read_res101_fields
 from zsl_bench.data.xlsa17 import check_split_consistency, one_line
 from zsl_bench.errors import UserError
@@ -385,8 +386,9 @@ def read_res101(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return _LOADED[memo]
 
 
-def load_feature_dataset(name: str, root: str | Path | None, kind: str = "res101") -> FeatureDataset:
-    """The dataset ``name`` at ``root`` with the features of ``kind`` (``res101``: ``<root>/res101.mat``).
+def load_feature_dataset(name: str | DatasetSpec, root: str | Path | None, kind: str = "res101") -> FeatureDataset:
+    """The dataset ``name`` (a registered name or a declaration) at ``root`` with the features of ``kind``
+    (``res101``: ``<root>/res101.mat``).
 
     The split, labels and attributes are read as for images (:func:`~zsl_bench.data.datasets.read_dataset`); the
     feature file's labels must agree with them. No image needs to be on disk.
@@ -396,11 +398,7 @@ def load_feature_dataset(name: str, root: str | Path | None, kind: str = "res101
     view = read_dataset(name, root)
     path = view.root / FEATURE_FILES[kind]
     if not path.is_file():
-        how = (
-            f"`zsl-bench data synth --out {view.root} --res101`"
-            if name == "synth"
-            else f"`zsl-bench data fetch xlsa17 --root {view.root.parent}` (it ships res101.mat)"
-        )
+        how = dataset_spec(name).hint("features", view.root)
         raise UserError(f"data.features={kind} needs {path}, which does not exist; get it with {how}")
     features, labels = read_res101(path)
     if view.order is not None and not np.array_equal(view.order.labels, labels):
@@ -418,7 +416,7 @@ def load_feature_dataset(name: str, root: str | Path | None, kind: str = "res101
         check_split_consistency(view.split, labels, source=f"{view.root / 'att_splits.mat'} with {path.name}")
     sources = {**view.sources, "features": f"{path.name} [{features.shape[1]}-d]"}
     source = FeatureSource({SINGLE: features}, single=True)
-    return FeatureDataset(name, view.root, [], labels, view.split, view.attributes, sources, source, path)
+    return FeatureDataset(view.name, view.root, [], labels, view.split, view.attributes, sources, source, path)
 
 
 def write_res101(path: Path, features: np.ndarray, labels: np.ndarray, image_files: Sequence[str]) -> None:
@@ -473,7 +471,7 @@ def write_synth_res101(root: Path, dim: int = 2048, seed: int = 0) -> Path:
     if path.is_file():
         return path
     view = read_dataset("synth", root)
-    assert view.order is not None and view.order.files is not None  # read_synth always has image_files.txt
+    assert view.order is not None and view.order.files is not None  # generate() always writes image_files.txt
     features = synth_features(view.split.att, view.order.labels, dim, seed=seed)
     write_res101(path, features, view.order.labels, [str(view.root / f) for f in view.order.files])
     return path

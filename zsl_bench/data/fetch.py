@@ -1,13 +1,16 @@
 """``zsl-bench data fetch``: download the official archives, check sha256, unpack into the readers' layout.
 
-Targets (:data:`TARGETS`) and what ``--root`` means for each:
+Targets (:func:`fetch_target`) and what ``--root`` means for each:
 
-* ``cub``, ``awa2``, ``sun``: ``--root`` is the dataset folder (the same folder ``data inspect --root`` takes;
-  default ``data/CUB`` …). The archive's top-level entries land in it: ``CUB_200_2011/`` + ``attributes.txt``,
-  ``Animals_with_Attributes2/``, ``images/``.
+* a dataset (``cub``, ``awa2``, ``sun``, ``apy``, any registered declaration with archives, see
+  :mod:`zsl_bench.data.declare`): ``--root`` is the dataset folder (the same folder ``data inspect --root``
+  takes; default ``data/CUB`` …). The archives' top-level entries land in it: ``CUB_200_2011/`` +
+  ``attributes.txt``, ``Animals_with_Attributes2/``, ``images/``, ``VOCdevkit/`` + ``ayahoo_test_images/`` +
+  ``attribute_data/``. A dataset without archives (``awa1``: its images are withdrawn; ``synth``: generated)
+  answers with its declared reason.
 * ``xlsa17``: ``--root`` is the folder that holds the dataset folders (default ``data``). The split files of
   each dataset (``att_splits.mat``, ``res101.mat``, class lists) land in ``ROOT/CUB``, ``ROOT/AWA2``,
-  ``ROOT/SUN`` (and ``ROOT/APY``, ``ROOT/AWA1``).
+  ``ROOT/SUN``, ``ROOT/APY``, ``ROOT/AWA1``.
 
 Steps, each resumable and idempotent:
 
@@ -15,8 +18,8 @@ Steps, each resumable and idempotent:
    HTTP ``Range`` request (a server that ignores it is answered by starting over). A progress bar is drawn on
    stderr when it is a terminal.
 2. Check sha256. Expected value, first found: ``--sha256 [FILE=]HEX`` / ``--manifest`` (sha256sum format),
-   the official value in :data:`TARGETS`, or the value recorded by an earlier run. When none exists (no
-   official checksum is published for AwA2, SUN and xlsa17 that we could confirm), the archive is accepted on
+   the official value in the target's archive, or the value recorded by an earlier run. When none exists (no
+   official checksum is published for AwA2, SUN, aPY and xlsa17 that we could confirm), the archive is accepted on
    first use, its sha256 printed and recorded. A mismatch renames the archive to
    ``<file>.sha256-mismatch`` (kept aside, not unpacked) and fails with exit code 2.
 3. Unpack into a staging folder beside the destination (members with absolute paths, ``..`` or links leaving
@@ -86,62 +89,50 @@ class Target:
     dataset_folder: bool = True  # False: --root holds the dataset folders (xlsa17)
 
 
-TARGETS: dict[str, Target] = {
-    "cub": Target(
-        "cub",
-        (
-            Archive(
-                "CUB_200_2011.tgz",
-                "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
-                # Caltech's archive; the same value is pinned by torchvision's prototype datasets and fastai.
-                "0c685df5597a8b24909f6a7c9db6d11e008733779a671760afef78feb49bf081",
-                1_150_585_339,
-                "CUB_200_2011/images",
-            ),
+XLSA17 = Target(
+    "xlsa17",
+    (
+        Archive(
+            "xlsa17.zip",
+            "https://datasets.d2.mpi-inf.mpg.de/xian/xlsa17.zip",
+            None,  # no published checksum known
+            None,
+            "data/CUB/att_splits.mat",
         ),
-        ("CUB_200_2011/images.txt", "CUB_200_2011/images"),
     ),
-    "awa2": Target(
-        "awa2",
-        (
-            Archive(
-                "AwA2-data.zip",
-                "https://cvml.ist.ac.at/AwA2/AwA2-data.zip",
-                None,  # no published checksum known
-                None,
-                "Animals_with_Attributes2/JPEGImages",
-            ),
-        ),
-        ("Animals_with_Attributes2/JPEGImages",),
-    ),
-    "sun": Target(
-        "sun",
-        (
-            Archive(
-                "SUNAttributeDB_Images.tar.gz",
-                "https://cs.brown.edu/people/gmpatter/Attributes/SUNAttributeDB_Images.tar.gz",
-                None,  # no published checksum known
-                None,
-                "images",
-            ),
-        ),
-        ("images",),
-    ),
-    "xlsa17": Target(
-        "xlsa17",
-        (
-            Archive(
-                "xlsa17.zip",
-                "https://datasets.d2.mpi-inf.mpg.de/xian/xlsa17.zip",
-                None,  # no published checksum known
-                None,
-                "data/CUB/att_splits.mat",
-            ),
-        ),
-        tuple(f"{ds}/{f}" for ds in ("CUB", "AWA2", "SUN") for f in ("att_splits.mat", "res101.mat")),
-        dataset_folder=False,
-    ),
-}
+    tuple(f"{ds}/{f}" for ds in ("CUB", "AWA2", "SUN") for f in ("att_splits.mat", "res101.mat")),
+    dataset_folder=False,
+)
+
+# Targets that are no dataset's own (every registered dataset is a target too, see fetch_target).
+EXTRA_TARGETS: dict[str, Target] = {XLSA17.name: XLSA17}
+
+
+def target_names() -> list[str]:
+    """Every ``data fetch`` target: the extra ones (xlsa17) and the registered datasets."""
+    from zsl_bench.data.declare import DATASETS
+
+    return [*EXTRA_TARGETS, *DATASETS.names()]
+
+
+def fetch_target(name: str) -> Target:
+    """The target ``name``: an extra target, else the declared fetch target of the dataset ``name``.
+
+    Raises:
+        UserError: unknown name (with close matches), or a dataset that declares nothing to fetch (its reason).
+    """
+    from zsl_bench.data.declare import DATASETS, dataset_spec
+    from zsl_bench.registry import unknown_name_message
+
+    if name in EXTRA_TARGETS:
+        return EXTRA_TARGETS[name]
+    if name not in DATASETS:
+        raise UserError(unknown_name_message("fetch target", name, target_names()))
+    spec = dataset_spec(name)
+    if spec.fetch is None:
+        why = spec.no_fetch or f"dataset {name!r} declares no archives to download; get its files as its provider says"
+        raise UserError(f"zsl-bench data fetch {name}: {why}")
+    return spec.fetch
 
 
 @dataclass
@@ -423,13 +414,13 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def default_fetch_root(target: str) -> Path:
-    """``data`` for xlsa17, the dataset's default folder (``data/CUB`` …) otherwise."""
-    if target == "xlsa17":
+def default_fetch_root(target: Target) -> Path:
+    """``data`` for a target that fills several dataset folders (xlsa17), else the dataset's default folder."""
+    if not target.dataset_folder:
         return Path("data")
-    from zsl_bench.data.datasets import default_root
+    from zsl_bench.data.declare import dataset_spec
 
-    return default_root(target)
+    return dataset_spec(target.name).default_root()
 
 
 def fetch(
@@ -446,7 +437,7 @@ def fetch(
     """Download, verify and unpack target ``name`` into ``root`` (see the module doc for every step).
 
     Args:
-        name: ``cub``, ``awa2``, ``sun`` or ``xlsa17``.
+        name: ``xlsa17`` or a registered dataset that declares a fetch target (:func:`fetch_target`).
         root: destination (:func:`default_fetch_root` if None).
         mirror: base URL replacing the folder of every official URL (the file name is kept).
         sha256: expected checksums by file name (override the built-in table).
@@ -459,10 +450,8 @@ def fetch(
         UserError: unknown target, network/HTTP failure, checksum mismatch (archive kept aside), bad archive,
             or a destination entry that is in the way.
     """
-    if name not in TARGETS:
-        raise UserError(f"unknown fetch target {name!r}; choose one of {', '.join(TARGETS)}")
-    target = TARGETS[name]
-    root = Path(root if root is not None else default_fetch_root(name)).resolve()
+    target = fetch_target(name)
+    root = Path(root if root is not None else default_fetch_root(target)).resolve()
     log = log or (lambda _msg: None)
     sha256 = dict(sha256 or {})
     state_path = _state_path(root, target)

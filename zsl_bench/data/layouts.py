@@ -1,70 +1,46 @@
-"""Where the images of CUB, AWA2 and SUN live, and in which order the xlsa17 indices count them.
+"""Image-order rules: in which order the xlsa17 indices count a dataset's images, and where the files are.
 
-The xlsa17 ``*_loc`` indices point into the rows of ``res101.mat``. Without that file the order is recovered
-from what the dataset itself ships. Sources, tried in this order by :func:`recover_order`:
+The xlsa17 ``*_loc`` indices point into the rows of ``res101.mat``. Sources, tried in this order by the reader
+(:func:`zsl_bench.data.datasets.read_dataset`) with the dataset's declaration (:mod:`zsl_bench.data.declare`):
 
 1. ``res101.mat`` (``image_files`` [N, 1] absolute paths from the xlsa17 authors' cluster, ``labels`` [N, 1]
-   1-based): each path is resolved by its suffix after the layout's anchor folder (``images/`` for CUB and
-   SUN, ``JPEGImages/`` for AWA2; robust to the double slash of the AWA2 paths).
+   1-based), read by :func:`read_res101`: each path is resolved by its suffix after the last of the declared
+   anchor folders (``images/`` for CUB and SUN, ``JPEGImages/`` for AwA1/AwA2, ``JPEGImages/`` or
+   ``ayahoo_test_images/`` for aPY; robust to the double slash of the AWA2 paths).
 2. ``image_files.txt`` (this project's list, see :mod:`zsl_bench.data.xlsa17`), relative to the dataset folder.
-3. The dataset's own list:
+3. The declaration's own rule, made here:
 
-   * CUB: ``images.txt`` + ``image_class_labels.txt`` (in the dataset folder or in ``CUB_200_2011/``); the
-     original class number maps to a class through the ``NNN.`` prefix of ``allclasses_names``.
-   * AWA2: every image of ``Animals_with_Attributes2/JPEGImages/<class>/`` sorted by (class folder, file
+   * :func:`cub_order` (CUB): ``images.txt`` + ``image_class_labels.txt`` (in the dataset folder or in
+     ``CUB_200_2011/``); the original class number maps to a class through the ``NNN.`` prefix of
+     ``allclasses_names``.
+   * :func:`sorted_listing_order` (AWA2): every image of ``<image_dir>/<class>/`` sorted by (class folder, file
      name). When the proposed-split lists ``image_label_PS.txt`` + ``test_seen_PS.txt`` (distributed by some
      ZSL repositories) are in the dataset folder, the same names are read from them instead, so that missing
      images can be named.
-4. SUN only, labels without files: xlsa17 orders SUN class-major, 20 images per class in ``allclasses_names``
-   order (717 x 20 = 14340; checked on the real split against testclasses.txt / trainclasses1.txt /
-   valclasses1.txt). This gives every index its class, not its file: training needs ``res101.mat``.
+   * :func:`class_major_labels` (SUN), labels without files: xlsa17 orders SUN class-major, 20 images per class
+     in ``allclasses_names`` order (717 x 20 = 14340; checked on the real split against testclasses.txt /
+     trainclasses1.txt / valclasses1.txt). This gives every index its class, not its file: training needs
+     ``res101.mat``.
 
-Layout of a dataset folder (``--root``)::
-
-    CUB/   att_splits.mat [res101.mat] [sent_splits.mat] CUB_200_2011/images/<class>/<file>.jpg
-           CUB_200_2011/images.txt CUB_200_2011/image_class_labels.txt attributes.txt
-    AWA2/  att_splits.mat [res101.mat] Animals_with_Attributes2/JPEGImages/<class>/<file>.jpg
-    SUN/   att_splits.mat [res101.mat] images/<letter>/<class>/.../<file>.jpg
+aPY and AwA1 have no rule: their split files alone give counts; training needs ``res101.mat`` or
+``image_files.txt``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 
-from zsl_bench.data.xlsa17 import Xlsa17Split, check_split_consistency, num_images, one_line, read_image_list
+from zsl_bench.data.xlsa17 import Xlsa17Split, check_split_consistency, num_images, one_line
 from zsl_bench.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SUN_IMAGES_PER_CLASS = 20
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where one real dataset keeps its images.
-
-    Attributes:
-        name: registry name (``cub``).
-        folder: the dataset folder's name in xlsa17 and under ``data/`` (``CUB``).
-        image_dir: the image folder relative to the dataset folder.
-        anchor: the path component after which a ``res101.mat`` path is relative to ``image_dir``.
-    """
-
-    name: str
-    folder: str
-    image_dir: str
-    anchor: str
-
-
-LAYOUTS: dict[str, Layout] = {
-    "cub": Layout("cub", "CUB", "CUB_200_2011/images", "images"),
-    "awa2": Layout("awa2", "AWA2", "Animals_with_Attributes2/JPEGImages", "JPEGImages"),
-    "sun": Layout("sun", "SUN", "images", "images"),
-}
 
 
 @dataclass(frozen=True)
@@ -82,16 +58,9 @@ class ImageOrder:
     source: str
 
 
+OrderRule = Callable[[Path, Xlsa17Split], "ImageOrder | None"]
+
 # ------------------------------------------------------------------------------------------------ res101
-
-
-def _res101_suffix(raw: str, anchor: str) -> str | None:
-    """The part of an xlsa17 absolute path after the last ``anchor`` folder, or None if it has none."""
-    parts = [p for p in raw.replace("\\", "/").split("/") if p]
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == anchor:
-            return "/".join(parts[i + 1 :])
-    return None
 
 
 def _cell_strings(raw: np.ndarray, where: str) -> list[str]:
@@ -126,14 +95,30 @@ def read_res101_fields(path: Path, fields: tuple[str, ...]) -> dict[str, np.ndar
     return {field: np.asarray(mat[field]) for field in fields}
 
 
-def read_res101(path: Path, split: Xlsa17Split, layout: Layout) -> ImageOrder:
+def _resolve(raw: str, anchors: dict[str, str]) -> str | None:
+    """``<image dir>/<suffix>`` for the last anchor folder of the xlsa17 path ``raw``, or None if it has none."""
+    parts = [p for p in raw.replace("\\", "/").split("/") if p]
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] in anchors:
+            return "/".join([anchors[parts[i]], *parts[i + 1 :]])
+    return None
+
+
+def read_res101(path: Path, split: Xlsa17Split, anchors: tuple[tuple[str, str], ...], what: str = "") -> ImageOrder:
     """Image order and labels from an xlsa17 ``res101.mat`` (only ``image_files`` and ``labels`` are read).
 
+    Args:
+        path: the file.
+        split: the dataset's split (labels must be classes of it).
+        anchors: (anchor folder, image folder relative to the dataset folder) pairs; a path maps to
+            ``<image folder>/<suffix after the anchor>`` of the last anchor folder it contains.
+        what: the dataset folder's name, for messages.
+
     Returns:
-        ``files`` relative to the dataset folder (``layout.image_dir/<suffix after anchor>``), ``labels`` [N].
+        ``files`` relative to the dataset folder, ``labels`` [N] 0-based.
 
     Raises:
-        UserError: unreadable file, missing field, a path without the anchor folder, labels out of range.
+        UserError: unreadable file, missing field, a path without any anchor folder, labels out of range.
     """
     mat = read_res101_fields(path, ("image_files", "labels"))
     raw = _cell_strings(mat["image_files"], f"{path} field 'image_files'")
@@ -145,15 +130,17 @@ def read_res101(path: Path, split: Xlsa17Split, layout: Layout) -> ImageOrder:
             f"{path} field 'labels' must hold 1-based class ids in 1..{split.num_classes}; "
             "the res101.mat and att_splits.mat do not belong together"
         )
+    lookup = dict(anchors)
     files = []
     for i, p in enumerate(raw):
-        suffix = _res101_suffix(p, layout.anchor)
-        if suffix is None:
+        rel = _resolve(p, lookup)
+        if rel is None:
+            folders = " or ".join(f"'{a}/'" for a in lookup)
             raise UserError(
-                f"{path} image_files row {i + 1} ({p[:80]!r}) has no '{layout.anchor}/' folder; "
-                f"expected the xlsa17 {layout.folder} paths"
+                f"{path} image_files row {i + 1} ({p[:80]!r}) has no {folders} folder; "
+                f"expected the xlsa17 {what or 'dataset'} paths"
             )
-        files.append(f"{layout.image_dir}/{suffix}")
+        files.append(rel)
     return ImageOrder(labels.astype(np.int64) - 1, files, "res101.mat")
 
 
@@ -188,11 +175,18 @@ def _id_lines(path: Path, columns: int) -> list[list[str]]:
     return rows
 
 
-def cub_order(root: Path, split: Xlsa17Split) -> ImageOrder | None:
-    """CUB order from ``images.txt`` + ``image_class_labels.txt``; None when ``images.txt`` is absent."""
-    images = _find(root, "images.txt", ("", "CUB_200_2011"))
-    if images is None:
-        return None
+def cub_order(image_dir: str, subdirs: tuple[str, ...] = ("",)) -> OrderRule:
+    """Rule: CUB-style ``images.txt`` + ``image_class_labels.txt`` (first found in ``subdirs``), paths relative to
+    ``image_dir``; the rule gives None when ``images.txt`` is absent."""
+
+    def rule(root: Path, split: Xlsa17Split) -> ImageOrder | None:
+        images = _find(root, "images.txt", subdirs)
+        return None if images is None else _cub_lists(root, split, images, image_dir)
+
+    return rule
+
+
+def _cub_lists(root: Path, split: Xlsa17Split, images: Path, image_dir: str) -> ImageOrder:
     labels_file = images.parent / "image_class_labels.txt"
     if not labels_file.is_file():
         raise UserError(f"{labels_file} not found beside {images.name}; CUB needs both (re-fetch CUB_200_2011)")
@@ -220,14 +214,14 @@ def cub_order(root: Path, split: Xlsa17Split) -> ImageOrder | None:
                 f"({labels_file.name}); the two lists do not belong together"
             )
         labels[i] = c
-    files = [f"{LAYOUTS['cub'].image_dir}/{rel}" for _, rel in paths]
+    files = [f"{image_dir}/{rel}" for _, rel in paths]
     return ImageOrder(labels, files, images.relative_to(root).as_posix())
 
 
-# ------------------------------------------------------------------------------------------------ AWA2
+# ------------------------------------------------------------------------------------ sorted listing (AWA2)
 
 
-def _awa2_names_on_disk(image_dir: Path) -> list[tuple[str, str]]:
+def _names_on_disk(image_dir: Path) -> list[tuple[str, str]]:
     out = []
     for folder in os.scandir(image_dir):
         if folder.is_dir():
@@ -239,7 +233,7 @@ def _awa2_names_on_disk(image_dir: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _awa2_names_from_lists(root: Path) -> tuple[list[tuple[str, str]], str] | None:
+def _names_from_ps_lists(root: Path) -> tuple[list[tuple[str, str]], str] | None:
     lists = [root / "image_label_PS.txt", root / "test_seen_PS.txt"]
     if not all(p.is_file() for p in lists):
         return None
@@ -255,34 +249,42 @@ def _awa2_names_from_lists(root: Path) -> tuple[list[tuple[str, str]], str] | No
     return out, " + ".join(p.name for p in lists)
 
 
-def awa2_order(root: Path, split: Xlsa17Split) -> ImageOrder | None:
-    """AWA2 order: images sorted by (class folder, file name), from the PS lists or disk; None if neither."""
-    layout = LAYOUTS["awa2"]
-    image_dir = root / layout.image_dir
-    found = _awa2_names_from_lists(root)  # the full list: missing images are then reported by name
-    if found is not None:
-        names, source = found
-    elif image_dir.is_dir():
-        names, source = _awa2_names_on_disk(image_dir), f"{layout.image_dir} listing"
-    else:
-        return None
-    names = sorted(set(names))
+def sorted_listing_order(image_dir: str, refetch: str) -> OrderRule:
+    """Rule: images sorted by (class folder, file name) under ``image_dir``, from the PS lists or the disk; the
+    rule gives None when neither exists. ``refetch`` (a command) is suggested when the set is incomplete."""
+
+    def rule(root: Path, split: Xlsa17Split) -> ImageOrder | None:
+        found = _names_from_ps_lists(root)  # the full list: missing images are then reported by name
+        if found is not None:
+            names, source = found
+        elif (root / image_dir).is_dir():
+            names, source = _names_on_disk(root / image_dir), f"{image_dir} listing"
+        else:
+            return None
+        return _sorted_names(root, split, sorted(set(names)), source, image_dir, refetch)
+
+    return rule
+
+
+def _sorted_names(
+    root: Path, split: Xlsa17Split, names: list[tuple[str, str]], source: str, image_dir: str, refetch: str
+) -> ImageOrder:
     expected = num_images(split)
     if len(names) != expected:
         raise UserError(
-            f"{root / layout.image_dir}: found {len(names)} images ({source}) but att_splits.mat indexes "
-            f"{expected}; the sorted order only holds for the complete AwA2 image set: re-fetch it "
-            "(`zsl-bench data fetch awa2`) or add res101.mat"
+            f"{root / image_dir}: found {len(names)} images ({source}) but att_splits.mat indexes "
+            f"{expected}; the sorted order only holds for the complete image set: re-fetch it "
+            f"({refetch}) or add res101.mat"
         )
     index = {name: c for c, name in enumerate(split.class_names)}
     unknown = sorted({folder for folder, _ in names if folder not in index})
     if unknown:
         raise UserError(
-            f"{root / layout.image_dir}: class folder {unknown[0]!r} is not a class of att_splits.mat "
+            f"{root / image_dir}: class folder {unknown[0]!r} is not a class of att_splits.mat "
             f"({len(unknown)} unknown); the images and the split do not belong together"
         )
     labels = np.array([index[folder] for folder, _ in names], dtype=np.int64)
-    files = [f"{layout.image_dir}/{folder}/{name}" for folder, name in names]
+    files = [f"{image_dir}/{folder}/{name}" for folder, name in names]
     return ImageOrder(labels, files, source)
 
 
@@ -309,21 +311,6 @@ def class_major_labels(split: Xlsa17Split, per_class: int = SUN_IMAGES_PER_CLASS
     return ImageOrder(labels, None, f"class-major rule ({per_class} images per class)")
 
 
-# ---------------------------------------------------------------------------------------------- dispatch
-
-
-def recover_order(name: str, root: Path, split: Xlsa17Split) -> ImageOrder | None:
-    """The image order of dataset ``name`` in ``root`` from the best available source (see module doc)."""
-    layout = LAYOUTS.get(name)
-    if layout is not None and (root / "res101.mat").is_file():
-        return read_res101(root / "res101.mat", split, layout)
-    if (root / "image_files.txt").is_file():
-        files, labels = read_image_list(root / "image_files.txt")
-        return ImageOrder(labels, files, "image_files.txt")
-    if name == "cub":
-        return cub_order(root, split)
-    if name == "awa2":
-        return awa2_order(root, split)
-    if name == "sun":
-        return class_major_labels(split)
-    return None
+def class_major_order(per_class: int = SUN_IMAGES_PER_CLASS) -> OrderRule:
+    """Rule: :func:`class_major_labels` (labels only, no files)."""
+    return lambda _root, split: class_major_labels(split, per_class)

@@ -7,10 +7,11 @@ are not. The engine reads every dataset the same way:
 
     from zsl_bench.data.datasets import load_dataset
     from zsl_bench.data.stream import batches, open_images
-    from zsl_bench.data.transforms import augment, transform_for
+    from zsl_bench.data.transforms import augment
+    from zsl_bench.models import MODELS
 
     data = load_dataset("cub", root)                              # paths, labels, split (checked)
-    spec = transform_for(cfg.model.name, "cub", cfg.data.image_size)
+    spec = MODELS.get(cfg.model.name).transform_at(cfg.data.image_size)  # the model family's pipeline
     source = open_images(data, spec, cache_dir=Path("data/cache"))  # memory-mapped cache, built once
     for idx, images in batches(source, proto.train_idx, 32, shuffle=True, generator=gen):
         x = augment(images, spec, train=True, generator=gen)       # float32 [B, 3, S, S]

@@ -7,16 +7,18 @@ A :class:`TransformSpec` describes one model's pipeline. It runs in two halves:
 * :func:`augment` — per batch, on tensors: random horizontal flip (training only, if the spec has it), scale to
   [0, 1], normalise → ``float32 [B, 3, S, S]``.
 
-Presets (:data:`TRANSFORMS`, :func:`transform_for`):
+Named pipelines (:data:`TRANSFORMS`) that model families declare as theirs
+(:class:`zsl_bench.models.family.ModelFamily`; a family's tiny variant gets the 64-px ``default`` one):
 
 * ``zeromamba``: resize to 448 x 448 (bilinear, as torchvision ``Resize((448, 448))`` on a PIL image), random
   flip, ImageNet mean/std.
 * ``duet``: the HF DeiT image processor of ``facebook/deit-base-distilled-patch16-224`` — resize to 256 x 256
   (bicubic), centre-crop 224, ImageNet mean/std, no augmentation.
-* ``duet_swin`` (DUET on SUN): resize to 224 x 224 (bicubic), ImageNet mean/std, no augmentation.
+* ``duet_swin`` (DUET's Swin-B variant, the official SUN setting): resize to 224 x 224 (bicubic), ImageNet
+  mean/std, no augmentation.
 * ``baseline`` (full-size CNN/ViT baselines ``resnet101*``, ``vit_b16*``, ``deit_b*``): resize to 224 x 224 (or
   ``image_size``; bilinear), random flip, ImageNet mean/std.
-* ``default`` (tiny test models): resize to ``image_size`` square, flip, scale to [-1, 1].
+* ``default`` (tiny test models on the 64-px synthetic images): resize to 64 square, flip, scale to [-1, 1].
 
 Torch equivalents of the PIL steps (:func:`resize`, :func:`center_crop`) work on tensors for callers that
 already hold decoded images.
@@ -100,21 +102,6 @@ TRANSFORMS: dict[str, TransformSpec] = {
     "baseline": TransformSpec(resize=224, hflip=True),
     "default": TransformSpec(resize=64, hflip=True, norm="symmetric"),
 }
-
-
-def transform_for(model: str, dataset: str | None = None, image_size: int | None = None) -> TransformSpec:
-    """The preset of a model family: ``zeromamba*`` → zeromamba, ``duet*`` → duet (duet_swin on SUN),
-    ``resnet101*``/``vit_b16*``/``deit_b*`` → baseline, anything else → default. ``image_size`` rescales the preset
-    (:meth:`TransformSpec.at_size`)."""
-    if model.startswith("zeromamba"):
-        spec = TRANSFORMS["zeromamba"]
-    elif model.startswith("duet"):
-        spec = TRANSFORMS["duet_swin" if dataset == "sun" else "duet"]
-    elif model.startswith(("resnet101", "vit_b16", "deit_b")):
-        spec = TRANSFORMS["baseline"]
-    else:
-        spec = TRANSFORMS["default"]
-    return spec.at_size(image_size) if image_size is not None and image_size != spec.size else spec
 
 
 # ------------------------------------------------------------------------------------- deterministic half

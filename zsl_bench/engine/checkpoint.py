@@ -8,15 +8,20 @@ to continue the trial at ``epoch + 1`` with the same data order and the same sel
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zsl_bench.errors import UserError
+
 DIR = "checkpoint"
 LATEST = "latest.pt"
 BEST = "best.pt"
+_FOREIGN = "zsl-bench did not write it: delete that run directory (or its checkpoint folder) and run again"
 
 
 def epoch_file(run_dir: Path, epoch: int) -> Path:
@@ -46,13 +51,25 @@ def load_latest(run_dir: Path) -> dict[str, Any] | None:
 
 
 def load(path: Path) -> dict[str, Any] | None:
-    """A checkpoint file, or None when it is missing or cannot be read."""
+    """A checkpoint file, or None when it is missing or cannot be read. A file holding anything but tensors and
+    plain containers (not one zsl-bench wrote: a planted pickle) is a one-line ``UserError`` naming it."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UserError(f"refused to load the checkpoint {path}: {_refused(exc)}; {_FOREIGN}") from None
     except (OSError, RuntimeError, EOFError, ValueError):
         return None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise UserError(f"refused to load the checkpoint {path}: it is not a zsl-bench checkpoint; {_FOREIGN}")
+    return state
+
+
+def _refused(exc: Exception) -> str:
+    """Why the weights-only unpickler refused a file, in a few words."""
+    what = re.search(r"GLOBAL (\S+)", str(exc))
+    return f"it asks for {what.group(1)}" if what else "it is not a tensors-only torch file"
 
 
 def _atomic_save(state: dict[str, Any], path: Path) -> None:

@@ -50,7 +50,7 @@ from torch import nn
 from zsl_bench.config import ExperimentConfig
 from zsl_bench.data.stream import ImageSource, batches
 from zsl_bench.data.transforms import TransformSpec
-from zsl_bench.engine import checkpoint, ds_config, loops
+from zsl_bench.engine import checkpoint, ds_checkpoint, ds_config, loops
 from zsl_bench.engine.selection import select_by_test, select_by_val
 from zsl_bench.errors import TrialFailed, UserError
 from zsl_bench.models.base import TrainContext, ZslModel
@@ -366,13 +366,14 @@ class DeepSpeed(_Distributed):
             optimizer, forced = _offload_optimizer(optimizer, self.cfg)
             config["zero_force_ds_cpu_optimizer"] = forced
         self.engine, _, _, _ = ds.initialize(model=self.step_module, optimizer=optimizer, config=config)
+        ds_checkpoint.install(self.engine)  # its checkpoints are read as tensors only, never unpickled
         self.wrapped = self.engine
         if state is not None and "zero_tag" in state:
             self._load(state, Path(run_dir) / checkpoint.DIR)
         return self.engine.optimizer
 
     def _load(self, state: dict[str, Any], folder: Path) -> None:
-        tag = state["zero_tag"]
+        tag = ds_checkpoint.tag_folder(folder, state["zero_tag"]).name
         if state.get("workers", self.world_size) != self.world_size:
             raise TrialFailed(
                 f"{folder / tag} holds ZeRO shards of {state['workers']} workers; this run has {self.world_size}"

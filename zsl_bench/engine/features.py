@@ -3,7 +3,7 @@
 :func:`open_inputs` decides, after the model is built:
 
 * a feature dataset (``data.features``, a :class:`~zsl_bench.data.features.FeatureDataset`): its feature source,
-  for a model that consumes feature vectors (``consumes = "features"``, the classic heads);
+  for a model whose family declares ``inputs="features"`` (the classic heads);
 * ``model.freeze_backbone`` with ``data.feature_cache`` (the default): the backbone's outputs
   (``model.forward_backbone(images)``, a tensor or a dict of tensors) for every image of the dataset, extracted
   once into the :class:`~zsl_bench.data.features.FeatureStore` and memory-mapped by every trial that asks for
@@ -13,7 +13,7 @@
 * anything else: the images, as before.
 
 The cache key hashes everything the cached tensors depend on: the model name and class, the model options that
-are not head-only (``HEAD_OPTIONS`` of the model class), the bytes of the backbone's state dict (so pretrained
+are not head-only (the family's declared ``head_options``), the bytes of the backbone's state dict (so pretrained
 weights from a file, or a random init that depends on the seed, give their own entries), the dataset (name, root,
 digest of the ordered image list), the deterministic transform and whether the flipped view is stored.
 """
@@ -46,6 +46,7 @@ from zsl_bench.data.features import (
 from zsl_bench.data.stream import ImageSource, batches, open_images
 from zsl_bench.data.transforms import TransformSpec, augment
 from zsl_bench.errors import UserError
+from zsl_bench.models import MODELS, ModelSpec
 from zsl_bench.models.base import ZslModel
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,6 @@ class HeadOnly(ZslModel):
     (minus the backbone's parameters), ``freeze_backbone`` delegate; ``state_dict``/``load_state_dict`` are the
     full model's, so checkpoints are the same with and without the cache.
     """
-
-    consumes = "features"
 
     def __init__(self, model: ZslModel) -> None:
         super().__init__()
@@ -123,7 +122,8 @@ def open_inputs(
     from; its weights are loaded first, so the features come from the backbone that will be used.
     """
     name = cfg.model.name
-    wants_features = getattr(model, "consumes", "images") == "features"
+    declared = MODELS.get(name)
+    wants_features = declared.inputs == "features"
     if isinstance(data, FeatureDataset):
         if not wants_features:
             raise UserError(
@@ -140,25 +140,24 @@ def open_inputs(
     if not cfg.data.feature_cache:
         log.info("feature cache off (data.feature_cache=false): the frozen backbone runs at every step")
         return model, open_images(data, spec, cache_dir), spec
-    check_cacheable(model, name)
+    check_cacheable(model, declared)
     if state is not None and "model" in state:  # (a deepspeed checkpoint is loaded later, by its engine)
         model.load_state_dict(state["model"])
     source = cached_features(model, cfg, data, spec, device)
     return HeadOnly(model), source, spec
 
 
-def check_cacheable(model: nn.Module, name: str) -> None:
-    """Raise ``UserError`` unless ``model`` splits into ``forward_backbone``/``forward_head`` with the default
+def check_cacheable(model: nn.Module, declared: ModelSpec) -> None:
+    """Raise ``UserError`` unless ``declared``'s family has a backbone/head split and ``model`` keeps the default
     training step (a model that needs the images in its step, like DUET, cannot train from cached features)."""
-    missing = [m for m in ("forward_backbone", "forward_head") if not callable(getattr(model, m, None))]
-    if missing:
+    if not declared.backbone_split:
         raise UserError(
-            f"model {name!r} cannot train from the feature cache (it has no {' / '.join(missing)}); "
-            "set data.feature_cache=false to train it with a frozen backbone from the images"
+            f"model {declared.name!r} cannot train from the feature cache (its family declares no backbone/head "
+            "split); set data.feature_cache=false to train it with a frozen backbone from the images"
         )
     if type(model).training_loss is not ZslModel.training_loss:
         raise UserError(
-            f"model {name!r} has its own training step, which needs the images; "
+            f"model {declared.name!r} has its own training step, which needs the images; "
             "set data.feature_cache=false to train it with a frozen backbone from the images"
         )
 
@@ -190,7 +189,7 @@ def describe_backbone(
     model: nn.Module, name: str, options: dict[str, Any], data: ZslDataset, spec: TransformSpec
 ) -> dict[str, Any]:
     """Everything a cached entry depends on (JSON), hashed into its key and kept in its ``meta.json``."""
-    head_only = set(getattr(model, "HEAD_OPTIONS", ()))
+    head_only = set(MODELS.get(name).head_options)
     return {
         "version": KEY_VERSION,
         "model": name,
@@ -211,17 +210,9 @@ def describe_backbone(
     }
 
 
-def backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors the backbone's outputs depend on: ``model.backbone_state()`` if defined, else the state dict of
-    ``model.backbone`` (parameters and buffers, e.g. BatchNorm statistics), else — conservatively — the whole
-    model's state dict."""
-    hook = getattr(model, "backbone_state", None)
-    if callable(hook):
-        return hook()
-    backbone = getattr(model, "backbone", None)
-    if isinstance(backbone, nn.Module):
-        return backbone.state_dict()
-    return model.state_dict()
+def backbone_state(model: ZslModel) -> dict[str, torch.Tensor]:
+    """The tensors the backbone's outputs depend on (:meth:`ZslModel.backbone_state`)."""
+    return model.backbone_state()
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:

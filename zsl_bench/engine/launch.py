@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from zsl_bench.config import ExperimentConfig, to_dict
-from zsl_bench.engine import distributed
+from zsl_bench.engine import distributed, ds_checkpoint
 from zsl_bench.errors import TrialFailed
 from zsl_bench.rundir import DONE, ERROR, SUMMARY, RunWriter
 
@@ -62,6 +62,8 @@ def launch(cfg: ExperimentConfig, run_dir: str | Path, resume: bool = True) -> d
     worker fails (``error.txt`` in ``run_dir``; the workers' own output went to this process's stderr)."""
     distributed.check(cfg)
     run_dir = Path(run_dir).resolve()
+    if resume:  # a planted checkpoint file is one line here, before any worker starts (they read tensors only)
+        ds_checkpoint.check_run(run_dir)
     with tempfile.TemporaryDirectory(prefix="zsl-bench-launch-") as tmp:
         config_file = Path(tmp) / "config.yaml"
         config_file.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

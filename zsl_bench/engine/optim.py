@@ -9,6 +9,7 @@ import torch
 
 from zsl_bench.config import ExperimentConfig
 from zsl_bench.errors import UserError
+from zsl_bench.models import MODELS
 from zsl_bench.models.base import ZslModel
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def build_optimizer(model: ZslModel, cfg: ExperimentConfig) -> torch.optim.Optim
     """
     o = cfg.optim
     if cfg.model.freeze_backbone:
-        if not hasattr(model, "freeze_backbone") or not hasattr(model, "backbone_parameters"):
+        if not MODELS.get(cfg.model.name).backbone_split:
             raise UserError(f"model {cfg.model.name!r} has no backbone to freeze; set model.freeze_backbone=false")
         model.freeze_backbone()
     named = model.param_groups() if isinstance(model, ZslModel) else None

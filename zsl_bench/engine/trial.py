@@ -20,14 +20,14 @@ from zsl_bench import metrics
 from zsl_bench.config import ExperimentConfig, to_dict, validate
 from zsl_bench.data.protocol import Protocol, make_protocol
 from zsl_bench.data.stream import ImageSource
-from zsl_bench.data.transforms import TransformSpec, transform_for
+from zsl_bench.data.transforms import TransformSpec
 from zsl_bench.engine import checkpoint, distributed
 from zsl_bench.engine.features import load_trial_dataset, open_inputs
 from zsl_bench.engine.loops import TrainSettings, class_pools, class_scores, image_sampler, to_score_space
 from zsl_bench.engine.optim import build_optimizer, start_epoch
 from zsl_bench.engine.selection import select_by_test, select_by_val
 from zsl_bench.errors import TrialFailed, UserError
-from zsl_bench.models import ZslModel, build_model, dataset_options
+from zsl_bench.models import MODELS, ZslModel, build_model, dataset_options
 from zsl_bench.models.base import TrainContext
 from zsl_bench.rundir import RunWriter, UnreadableRun, read_run
 
@@ -126,8 +126,10 @@ class _Trial:
         self.start = time.perf_counter() - (state["compute_s"] if state else 0.0)
         self.device = strategy.device(_device(cfg.train.device))
         self.model_info: dict[str, Any] = {}  # what the model says about itself (weights, embeddings used)
+        self.built: ZslModel | None = None  # asked again at each summary: some entries (the scan) are known late
 
     def summary(self, status: str) -> dict[str, Any]:
+        self.model_info = self.built.provenance() if self.built is not None else self.model_info
         return {
             "status": status,
             "epochs_run": len(self.history),
@@ -168,12 +170,13 @@ class _Trial:
         data = load_trial_dataset(cfg.data)  # images, or feature vectors (data.features)
         proto = make_protocol(data.split, data.labels, cfg.meta.stage, cfg.data.holdout_frac, seed=_SPLIT_SEED)
 
-        spec = transform_for(cfg.model.name, cfg.data.name, cfg.data.image_size)
+        spec = MODELS.get(cfg.model.name).transform_at(cfg.data.image_size)  # the family's declared pipeline
         spec = replace(spec, hflip=spec.hflip and cfg.train.hflip)
         # the model first: a missing pretrained file or an offline hub id fails before any image is decoded
         options = dataset_options(cfg.model.name, data.name, str(Path(data.root).resolve()), cfg.model.options)
         model = build_model(cfg.model.name, data.split.num_attributes, spec.size, **options)
         self.model_info = model.provenance() if isinstance(model, ZslModel) else {}
+        self.built = model if isinstance(model, ZslModel) else None
         optimizer = build_optimizer(model, cfg)
         # images; feature vectors; or, with a frozen backbone, its cached outputs and the head-only model
         model, source, spec = open_inputs(cfg, data, spec, model, device, self.state)
@@ -307,10 +310,13 @@ def _seed_everything(seed: int) -> None:
 
 
 def _with_provenance(cfg: ExperimentConfig) -> ExperimentConfig:
+    from zsl_bench.plugins import provenance
+
     meta = cfg.meta.model_copy(
         update={
             "git_sha": cfg.meta.git_sha or _git_sha(),
             "versions": cfg.meta.versions or _versions(),
+            "providers": cfg.meta.providers or provenance(cfg.model.name, cfg.data.name),
         }
     )
     return cfg.model_copy(update={"meta": meta})

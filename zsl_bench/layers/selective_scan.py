@@ -17,8 +17,18 @@ Implementations behind :func:`selective_scan` (``backend=``; :func:`selective_sc
 * ``"fused"`` — opt-in, CPU only: the same function with its forward replaced by a C++ loop compiled on first use
   (:mod:`zsl_bench.layers.fused_scan`); ``"auto"`` picks it for CPU tensors when ``ZSL_BENCH_FUSED_SCAN=1``. If it
   cannot be built, the torch scan runs (logged once).
-* ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` — used for CUDA tensors when it imports. It is
-  imported lazily, on the first CUDA call only, and any failure falls back to the torch path (logged once).
+* ``"mamba_ssm"`` (old name ``"cuda"``) — ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``, used for
+  CUDA tensors when it imports. It is imported lazily, on the first CUDA call only, and any failure falls back to
+  the next choice (logged once).
+* ``"triton"`` — the Triton kernels of :mod:`zsl_bench.layers.triton_scan` (JIT-compiled on first use, no build
+  step): the choice for CUDA tensors when mamba-ssm is missing and ``triton`` imports. Under ``TRITON_INTERPRET=1``
+  they also run on CPU tensors (slowly; that is how CI tests them).
+
+``"auto"`` picks, for CUDA tensors, mamba_ssm → triton → torch, and for CPU tensors torch (fused with
+``ZSL_BENCH_FUSED_SCAN=1``). ``ZSL_BENCH_SCAN=torch|triton|mamba_ssm|fused`` forces the backend of every ``"auto"``
+scan of the process (and of the trials it starts); a forced triton or mamba_ssm that cannot run raises.
+:func:`scan_backends_run` counts the scans each backend ran, and :class:`ScanRecord` turns that into the ``scan``
+entry of a model's provenance (``summary.json`` ``model_info``).
 
 :func:`causal_conv1d_silu` dispatches the same way to ``causal_conv1d.causal_conv1d_fn``. These two lazy imports
 are the only places the optional ``[cuda]`` packages are ever imported.
@@ -33,7 +43,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
+from types import ModuleType
 from typing import NamedTuple
 
 import torch
@@ -42,8 +54,11 @@ import torch.nn.functional as F
 from zsl_bench.layers.chunked_scan import ChunkedScanFn, FusedForwardScanFn
 
 __all__ = [
+    "ScanRecord",
+    "auto_backend",
     "causal_conv1d_silu",
     "cuda_kernel_available",
+    "scan_backends_run",
     "selective_scan",
     "selective_scan_chunked",
     "selective_scan_ref",
@@ -51,8 +66,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "fused", "ref", "cuda")
-FUSED_ENV = "ZSL_BENCH_FUSED_SCAN"  # "1": backend "auto" uses the fused CPU forward
+BACKENDS = ("auto", "torch", "fused", "ref", "triton", "mamba_ssm", "cuda")  # "cuda": the old name of "mamba_ssm"
+FORCEABLE = ("torch", "triton", "mamba_ssm", "fused")
+SCAN_ENV = "ZSL_BENCH_SCAN"  # one of FORCEABLE: the backend of every "auto" scan
+FUSED_ENV = "ZSL_BENCH_FUSED_SCAN"  # "1": "auto" uses the fused forward for CPU tensors (ZSL_BENCH_SCAN=fused there)
+_RAN: Counter[str] = Counter()  # scans run per backend in this process
+_TRITON_BROKEN: list[Exception] = []  # a Triton kernel failed here: "auto" no longer picks it
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -172,7 +191,7 @@ def _scan_torch(x: _ScanArgs, chunk_size: int | None, fused: bool = False) -> tu
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# CUDA kernel dispatch and the public entry point
+# Kernel dispatch and the public entry point
 # ----------------------------------------------------------------------------------------------------------------
 @functools.cache
 def _cuda_scan() -> Callable | None:
@@ -185,6 +204,24 @@ def _cuda_scan() -> Callable | None:
     return selective_scan_fn
 
 
+@functools.cache
+def _triton_scan() -> ModuleType | None:
+    """:mod:`zsl_bench.layers.triton_scan`, or None when ``triton`` does not import or a kernel failed to compile
+    (logged once; see :func:`_triton_failed`)."""
+    try:
+        from zsl_bench.layers import triton_scan
+    except Exception as exc:  # not installed, or a broken install
+        log.warning("triton unavailable (%s: %s); using the torch scan", type(exc).__name__, exc)
+        return None
+    return triton_scan
+
+
+def _triton_failed(exc: Exception) -> None:
+    """A Triton kernel failed to compile or launch: log it, and let "auto" skip triton from now on."""
+    log.warning("the Triton scan failed (%s: %s); using the torch scan from now on", type(exc).__name__, exc)
+    _TRITON_BROKEN.append(exc)
+
+
 def _fused_available() -> bool:
     from zsl_bench.layers.fused_scan import extension
 
@@ -194,6 +231,75 @@ def _fused_available() -> bool:
 def cuda_kernel_available() -> bool:
     """True when CUDA is available and mamba_ssm's kernel imports (this triggers the import)."""
     return torch.cuda.is_available() and _cuda_scan() is not None
+
+
+def _forced() -> str | None:
+    """The backend ``ZSL_BENCH_SCAN`` forces, or None (unset or empty)."""
+    name = os.environ.get(SCAN_ENV, "").strip().lower()
+    if name and name not in FORCEABLE:
+        raise ValueError(f"{SCAN_ENV} must be one of {FORCEABLE}; got {name!r}")
+    return name or None
+
+
+def auto_backend(device: torch.device | str, dtype: torch.dtype = torch.float32) -> str:
+    """The backend ``backend="auto"`` runs for tensors of ``dtype`` on ``device``: ``ZSL_BENCH_SCAN`` if set; for
+    CUDA, mamba_ssm when it imports, else triton (not for float64) when it imports; else torch, or fused for CPU
+    tensors with ``ZSL_BENCH_FUSED_SCAN=1``. Triggers the lazy imports for CUDA devices."""
+    forced = _forced()
+    if forced is not None:
+        return forced
+    if torch.device(device).type == "cuda":
+        if _cuda_scan() is not None:
+            return "mamba_ssm"
+        if dtype != torch.float64 and not _TRITON_BROKEN and _triton_scan() is not None:
+            return "triton"
+        return "torch"
+    return "fused" if os.environ.get(FUSED_ENV) == "1" else "torch"
+
+
+def scan_backends_run() -> dict[str, int]:
+    """How many scans each backend has run in this process (a copy)."""
+    return dict(_RAN)
+
+
+class ScanRecord:
+    """The ``scan`` entry of a model's provenance: ``str()`` names the backends that ran scans since this record was
+    made (most used first), or, before any, what ``"auto"`` will pick on the default device."""
+
+    def __init__(self) -> None:
+        self.start = Counter(_RAN)
+
+    def __str__(self) -> str:
+        ran = (_RAN - self.start).most_common()
+        if ran:
+            return ", ".join(name for name, _ in ran)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return f"none run yet (auto on {device}: {auto_backend(device)})"
+
+
+def _run_kernel(name: str, x: _ScanArgs, chunk_size: int | None, forced: bool):
+    """(out, last) from the mamba_ssm or triton kernel, or None when it is unavailable (raises when ``forced``)."""
+    if name == "mamba_ssm":
+        kernel = _cuda_scan() if x.u.is_cuda else None
+        if kernel is not None:
+            return kernel(*x, True)
+        if forced:
+            raise RuntimeError("the mamba-ssm CUDA kernel needs CUDA tensors and an importable mamba_ssm")
+        return None
+    module = _triton_scan()
+    if module is None:
+        if forced:
+            raise RuntimeError("the Triton scan needs an importable triton (and CUDA tensors, or TRITON_INTERPRET=1)")
+        return None
+    try:
+        return module.triton_selective_scan(*x, chunk_size=chunk_size)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as exc:  # a compile error on this GPU / triton version
+        if forced:
+            raise
+        _triton_failed(exc)
+        return None
 
 
 def selective_scan(
@@ -218,32 +324,39 @@ def selective_scan(
         A: ``[D, N]`` (negative real).
         B, C: ``[B, N, L]`` or grouped ``[B, G, N, L]``; channel d uses group ``d // (D / G)``.
         D, delta_bias: ``[D]``.
-        backend: ``"auto"`` (the mamba-ssm kernel for CUDA tensors when it imports, else the chunked torch scan,
-            with the fused CPU forward when ``ZSL_BENCH_FUSED_SCAN=1``), ``"torch"`` (chunked), ``"fused"`` (the
-            compiled CPU forward, falling back to ``"torch"``), ``"ref"`` (sequential loop) or ``"cuda"``
-            (kernel; error if unavailable).
+        backend: ``"auto"`` (:func:`auto_backend`: ``ZSL_BENCH_SCAN`` if set; for CUDA tensors mamba_ssm → triton
+            → torch; for CPU tensors torch, or fused with ``ZSL_BENCH_FUSED_SCAN=1``), ``"torch"`` (chunked),
+            ``"fused"`` (the compiled CPU forward, falling back to ``"torch"``), ``"ref"`` (sequential loop),
+            ``"triton"`` or ``"mamba_ssm"`` (alias ``"cuda"``): kernels, an error if they cannot run.
         chunk_size: steps per chunk of the torch scan (default:
-            :func:`~zsl_bench.layers.chunked_scan.chunk_plan`); the other backends ignore it.
+            :func:`~zsl_bench.layers.chunked_scan.chunk_plan`) and between the states the Triton forward saves
+            (default 128); mamba_ssm ignores it.
 
     Returns:
         out ``[B, D, L]`` in u's dtype, and the last state ``[B, D, N]`` if ``return_last_state`` (float32, or
         float64 for float64 inputs on the torch and ref backends).
 
     Raises:
-        ValueError: an unknown backend, or shapes that break the conventions above.
+        ValueError: an unknown backend (or ``ZSL_BENCH_SCAN``), or shapes that break the conventions above.
+        RuntimeError: a forced triton / mamba_ssm that cannot run here.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    forced = backend != "auto" or _forced() is not None
+    name = auto_backend(u.device, u.dtype) if backend == "auto" and (u.is_cuda or _forced()) else backend
+    name = "mamba_ssm" if name == "cuda" else name
     x = _ScanArgs(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    if backend == "cuda" or (backend == "auto" and u.is_cuda):
-        kernel = _cuda_scan() if u.is_cuda else None
-        if kernel is not None:
-            return kernel(*x, return_last_state)
-        if backend == "cuda":
-            raise RuntimeError("the mamba-ssm CUDA kernel needs CUDA tensors and an importable mamba_ssm")
+    if name in ("mamba_ssm", "triton"):
+        result = _run_kernel(name, x, chunk_size, forced)
+        if result is not None:
+            _RAN[name] += 1
+            return result if return_last_state else result[0]
+        name = "torch"
     _check_shapes(u, delta, A, B, C)
-    fused = backend == "fused" or (backend == "auto" and os.environ.get(FUSED_ENV) == "1")
-    out, last = _scan_ref(x) if backend == "ref" else _scan_torch(x, chunk_size, fused)
+    fused = name == "fused" or (name == "auto" and os.environ.get(FUSED_ENV) == "1")
+    out, last = _scan_ref(x) if name == "ref" else _scan_torch(x, chunk_size, fused)
+    fused_ran = fused and u.device.type == "cpu" and _fused_available()
+    _RAN["ref" if name == "ref" else ("fused" if fused_ran else "torch")] += 1
     return (out, last) if return_last_state else out
 
 

@@ -72,9 +72,33 @@ class ZslModel(nn.Module):
     def param_groups(self) -> dict[str, list[nn.Parameter]] | None:
         """Named optimiser groups (each gets ``optim.group_lr[name]``, else ``optim.<name>_lr`` for backbone/head,
         else ``optim.lr``), or None for one group. The default splits ``backbone_parameters()`` from the rest."""
-        split = getattr(self, "backbone_parameters", None)
-        if split is None:
+        backbone = self.backbone_parameters()
+        if backbone is None:
             return None
-        backbone = list(split())
         ids = {id(p) for p in backbone}
-        return {"backbone": backbone, "head": [p for p in self.parameters() if id(p) not in ids]}
+        return {"backbone": list(backbone), "head": [p for p in self.parameters() if id(p) not in ids]}
+
+    # The backbone/head split. A family that declares ``backbone_split=True`` (zsl_bench.models.family) implements
+    # these four, and ``model.freeze_backbone`` and the feature cache use them; the defaults say "no split".
+
+    def backbone_parameters(self) -> list[nn.Parameter] | None:
+        """The backbone's parameters, or None for a model without a backbone/head split."""
+        return None
+
+    def freeze_backbone(self) -> None:
+        """Stop training the backbone (``requires_grad`` off, eval-mode norms)."""
+        raise NotImplementedError(f"{type(self).__name__} has no backbone/head split")
+
+    def forward_backbone(self, images: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        """images [B, 3, H, W] → what :meth:`forward_head` consumes (a tensor or dict of [B, …] tensors)."""
+        raise NotImplementedError(f"{type(self).__name__} has no backbone/head split")
+
+    def forward_head(self, features: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The output of :meth:`forward_backbone` → ``{"attr": [B, A], …}``."""
+        raise NotImplementedError(f"{type(self).__name__} has no backbone/head split")
+
+    def backbone_state(self) -> dict[str, torch.Tensor]:
+        """The tensors the backbone's outputs depend on (the feature-cache key hashes them): by default the state
+        dict of the ``backbone`` submodule, else — conservatively — the whole model's."""
+        backbone = self._modules.get("backbone")
+        return backbone.state_dict() if isinstance(backbone, nn.Module) else self.state_dict()

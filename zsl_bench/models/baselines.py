@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsl_bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from zsl_bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TRANSFORMS
 from zsl_bench.errors import UserError
-from zsl_bench.models import MODELS
 from zsl_bench.models.base import ZslModel
 from zsl_bench.models.factories import shared_options
+from zsl_bench.models.family import ModelFamily
 from zsl_bench.models.heads import PooledHead, Scorer, Scoring, TokenAttentionHead
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def load_backbone_net(model_cls: type, config: Any, pretrained: str | Path | Non
     path = Path(pretrained).expanduser()
     how = (
         "provide them with model.options.pretrained=/path/to/dir (a transformers save_pretrained directory, e.g. "
-        f"`hf download {HUB_IDS.get(_family(model_name), 'ORG/NAME')} --local-dir DIR` on a machine online) or a "
+        f"`hf download {_hub_hint(model_cls)} --local-dir DIR` on a machine online) or a "
         "state-dict file, use a hub id when online, or ask for random init with model.options.pretrained=none"
     )
     if path.is_file():
@@ -282,13 +282,37 @@ def _takes(model_cls: type, name: str) -> bool:
     return name in inspect.signature(model_cls.__init__).parameters
 
 
-def _family(model_name: str) -> str:
-    return next((f for f in HUB_IDS if model_name.startswith(f)), model_name)
+_HUB_OF_CLASS = {"ResNetModel": "resnet101", "ViTModel": "vit_b16", "DeiTModel": "deit_b16"}
+
+
+def _hub_hint(model_cls: type) -> str:
+    """The hub id of the full-size weights of a transformers backbone class (for the offline hint)."""
+    return HUB_IDS.get(_HUB_OF_CLASS.get(model_cls.__name__, ""), "ORG/NAME")
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------- families
+
+
+def _baseline_family(name: str, tiny: str) -> ModelFamily:
+    """A CNN/ViT baseline family: 224-px ImageNet pipeline with flips, a backbone/head split for the feature
+    cache, and a tiny variant on the 64-px synthetic images."""
+    return ModelFamily(
+        name=name,
+        tiny=tiny,
+        transform=TRANSFORMS["baseline"],
+        backbone_split=True,
+        head_options=AttributeModel.HEAD_OPTIONS,
+    )
+
+
+RESNET = _baseline_family("resnet", "resnet_test")
+VIT = _baseline_family("vit", "vit_test")
+DEIT = _baseline_family("deit", "deit_test")
 
 
 # ------------------------------------------------------------------------------------------- full size
@@ -329,7 +353,7 @@ def _attention_options(key_dim: int = 256) -> None:
     """The extra option of the ``*_attn`` baselines: the attribute prototypes' key width (a template, never called)."""
 
 
-@MODELS.register("resnet101_ale")
+@RESNET.variant("resnet101_ale")
 @shared_options(_head_options)
 def resnet101_ale(
     num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["resnet101"], **options: Any
@@ -338,7 +362,7 @@ def resnet101_ale(
     return _assemble(resnet101_backbone(pretrained, "resnet101_ale"), num_attributes, "pooled", key_dim=0, **options)
 
 
-@MODELS.register("resnet101_attn")
+@RESNET.variant("resnet101_attn")
 @shared_options(_head_options, _attention_options)
 def resnet101_attn(
     num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["resnet101"], **options: Any
@@ -347,7 +371,7 @@ def resnet101_attn(
     return _assemble(resnet101_backbone(pretrained, "resnet101_attn"), num_attributes, "attention", **options)
 
 
-@MODELS.register("vit_b16_ale")
+@VIT.variant("vit_b16_ale")
 @shared_options(_head_options)
 def vit_b16_ale(
     num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["vit_b16"], **options: Any
@@ -356,7 +380,7 @@ def vit_b16_ale(
     return _assemble(vit_b16_backbone(pretrained, "vit_b16_ale"), num_attributes, "pooled", key_dim=0, **options)
 
 
-@MODELS.register("vit_b16_attn")
+@VIT.variant("vit_b16_attn")
 @shared_options(_head_options, _attention_options)
 def vit_b16_attn(
     num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["vit_b16"], **options: Any
@@ -365,7 +389,7 @@ def vit_b16_attn(
     return _assemble(vit_b16_backbone(pretrained, "vit_b16_attn"), num_attributes, "attention", **options)
 
 
-@MODELS.register("deit_b16_ale")
+@DEIT.variant("deit_b16_ale")
 @shared_options(_head_options)
 def deit_b16_ale(
     num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["deit_b16"], **options: Any
@@ -374,7 +398,7 @@ def deit_b16_ale(
     return _assemble(deit_b16_backbone(pretrained, "deit_b16_ale"), num_attributes, "pooled", key_dim=0, **options)
 
 
-@MODELS.register("deit_b16_attn")
+@DEIT.variant("deit_b16_attn")
 @shared_options(_head_options, _attention_options)
 def deit_b16_attn(
     num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["deit_b16"], **options: Any
@@ -386,7 +410,7 @@ def deit_b16_attn(
 # ------------------------------------------------------------------------------------------------- tiny
 
 
-@MODELS.register("resnet_test")
+@RESNET.variant("resnet_test")
 def resnet_test(
     num_attributes: int,
     image_size: int,
@@ -424,7 +448,7 @@ def _tiny_vit_config(config_cls: type, image_size: int, patch_size: int, hidden:
     )
 
 
-@MODELS.register("vit_test")
+@VIT.variant("vit_test")
 def vit_test(
     num_attributes: int,
     image_size: int,
@@ -448,7 +472,7 @@ def vit_test(
     return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)
 
 
-@MODELS.register("deit_test")
+@DEIT.variant("deit_test")
 def deit_test(
     num_attributes: int,
     image_size: int,

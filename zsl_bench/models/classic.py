@@ -29,14 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsl_bench.errors import UserError
-from zsl_bench.models import MODELS
 from zsl_bench.models.base import TrainContext, ZslModel
+from zsl_bench.models.family import TINY_TRANSFORM, ModelFamily
 
 
 class FeatureModel(ZslModel):
-    """A model whose input is a feature vector [B, D] (the engine feeds it from a feature dataset)."""
-
-    consumes = "features"
+    """A model whose input is a feature vector [B, D] (its family declares ``inputs="features"``, so the engine
+    feeds it from a feature dataset)."""
 
     def __init__(self, feature_dim: int, num_attributes: int) -> None:
         super().__init__()
@@ -167,18 +166,19 @@ class ESZSL(FeatureModel):
 Factory = Callable[..., ZslModel]
 
 
-def _register(*names: str) -> Callable[[Factory], Factory]:
-    """Register one factory under several names."""
+def _register(name: str) -> Callable[[Factory], Factory]:
+    """Register one factory as the family ``name`` (features in, no images) and its ``<name>_test`` tiny variant,
+    which is the same model: the classic heads are already small."""
+    family = ModelFamily(name=name, tiny=f"{name}_test", transform=TINY_TRANSFORM, inputs="features")
 
     def deco(factory: Factory) -> Factory:
-        for name in names:
-            MODELS.register(name)(factory)
-        return factory
+        family.variant(name)(factory)
+        return family.variant(family.tiny)(factory)
 
     return deco
 
 
-@_register("eszsl", "eszsl_test")
+@_register("eszsl")
 def eszsl(
     num_attributes: int, image_size: int, feature_dim: int = 2048, alpha: float = 0.0, gamma: float = 0.0
 ) -> ZslModel:
@@ -186,7 +186,7 @@ def eszsl(
     return ESZSL(num_attributes, feature_dim, alpha, gamma)
 
 
-@_register("ale", "ale_test")
+@_register("ale")
 def ale(
     num_attributes: int, image_size: int, feature_dim: int = 2048, margin: float = 1.0, normalize: bool = True
 ) -> ZslModel:
@@ -194,7 +194,7 @@ def ale(
     return Bilinear(num_attributes, feature_dim, "ale", margin, normalize)
 
 
-@_register("devise", "devise_test")
+@_register("devise")
 def devise(
     num_attributes: int, image_size: int, feature_dim: int = 2048, margin: float = 0.1, normalize: bool = True
 ) -> ZslModel:
@@ -202,7 +202,7 @@ def devise(
     return Bilinear(num_attributes, feature_dim, "devise", margin, normalize)
 
 
-@_register("sje", "sje_test")
+@_register("sje")
 def sje(
     num_attributes: int, image_size: int, feature_dim: int = 2048, margin: float = 1.0, normalize: bool = True
 ) -> ZslModel:

@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from zsl_bench.data.transforms import TRANSFORMS
 from zsl_bench.errors import UserError
-from zsl_bench.models import MODELS
 from zsl_bench.models import duet_losses as L
 from zsl_bench.models import duet_sampling as S
 from zsl_bench.models.base import TrainContext, ZslModel
@@ -63,6 +63,7 @@ from zsl_bench.models.duet_prompts import (
     masked,
 )
 from zsl_bench.models.factories import shared_options
+from zsl_bench.models.family import ModelFamily
 
 log = logging.getLogger(__name__)
 
@@ -507,7 +508,16 @@ def _assemble(
     return DuetModel(vision, text, tok, num_attributes, cross, settings, builder, original)
 
 
-@MODELS.register("duet_deit_b")
+DUET = ModelFamily(
+    name="duet",
+    tiny="duet_test",
+    transform=TRANSFORMS["duet"],  # DeiT's processor: resize 256, centre-crop 224, no flips
+    tiny_transform=TRANSFORMS["duet"].at_size(64),  # the same pipeline on the 64-px synthetic images
+    needs=("dataset", "data_root"),  # the prompts are built from the dataset's attribute groups
+)
+
+
+@DUET.variant("duet_deit_b")
 @shared_options(_duet_options)
 def duet_deit_b(
     num_attributes: int, image_size: int, vision_pretrained: str | None = VISION_HUB_IDS["deit"], **options: Any
@@ -520,7 +530,7 @@ def duet_deit_b(
     return _assemble(num_attributes, vision, _bert_base, "duet_deit_b", settings, options)
 
 
-@MODELS.register("duet_swin_b")
+@DUET.variant("duet_swin_b", transform=TRANSFORMS["duet_swin"])  # resize 224, no crop
 @shared_options(_duet_options)
 def duet_swin_b(
     num_attributes: int, image_size: int, vision_pretrained: str | None = VISION_HUB_IDS["swin"], **options: Any
@@ -532,7 +542,7 @@ def duet_swin_b(
     return _assemble(num_attributes, vision, _bert_base, "duet_swin_b", settings, options)
 
 
-@MODELS.register("duet_test")
+@DUET.variant("duet_test")
 @shared_options(_duet_options)
 def duet_test(
     num_attributes: int,

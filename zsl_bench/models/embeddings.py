@@ -17,12 +17,13 @@ sources, named by the model option ``attribute_embeddings``:
   ``bill shape`` group, ``… color`` values) get correlated vectors, which is the structure the official vectors
   give the SLP; unrelated names are nearly orthogonal. Deterministic across machines and runs, no download.
 * ``random``: ``[A, d]`` random orthogonal rows (fixed seed). Needs no names; carries no semantics.
-* ``auto`` (default): ``hash`` when the attribute names can be read, else ``random`` (with a warning); the
-  source actually used is in the description.
+* ``auto`` (default): ``hash`` of the attribute names; ``random`` only when no dataset is named (no
+  ``attribute_names``). Names that are named but cannot be read are an error (one line): silently random
+  vectors would carry no semantics; opt into them with ``attribute_embeddings=random``.
 
 Attribute names come from the ``attribute_names`` option, ``<dataset>`` or ``<dataset>:<root>`` (``cub:data/CUB``,
-``awa2``, ``sun``, ``synth``), read with :func:`zsl_bench.data.attributes.attribute_info` (``root`` defaults to
-the dataset's default folder ``data/<NAME>``).
+``awa2``, ``apy``, ``synth``, any registered dataset), read with the attribute rule of the dataset's declaration
+(:mod:`zsl_bench.data.declare`; ``root`` defaults to the dataset's default folder ``data/<FOLDER>``).
 """
 
 from __future__ import annotations
@@ -77,25 +78,29 @@ class AttributeEmbeddings:
 def load_attribute_names(spec: str, num_attributes: int) -> tuple[list[str], str]:
     """The attribute names named by ``spec`` = ``<dataset>`` or ``<dataset>:<root>`` → (names [A], description).
 
+    ``<dataset>`` is looked up in the dataset registry and its declared attribute rule reads the names
+    (``root`` defaults to the dataset's default folder).
+
     Raises:
         UserError: unknown dataset, no names there (CUB without ``attributes.txt``), or not ``num_attributes``.
     """
-    from zsl_bench.data.attributes import attribute_info
-    from zsl_bench.data.datasets import default_root
+    from zsl_bench.data.declare import DATASETS, dataset_spec
+    from zsl_bench.registry import unknown_name_message
 
     dataset, _, root_text = spec.partition(":")
     dataset = dataset.strip().lower()
-    if dataset not in ("cub", "awa2", "sun", "synth"):
+    if dataset not in DATASETS:
         raise UserError(
-            f"attribute_names={spec!r}: dataset must be cub, awa2, sun or synth (form '<dataset>' or "
-            "'<dataset>:<root>', e.g. 'cub:data/CUB')"
+            f"attribute_names={spec!r}: {unknown_name_message('dataset', dataset, DATASETS.names())} (form "
+            "'<dataset>' or '<dataset>:<root>', e.g. 'cub:data/CUB')"
         )
-    root = Path(root_text).expanduser() if root_text.strip() else default_root(dataset)
-    info = attribute_info(dataset, root, num_attributes)
+    declared = dataset_spec(dataset)
+    root = Path(root_text).expanduser() if root_text.strip() else declared.default_root()
+    info = declared.read_attributes(root, num_attributes)
     if info is None:
         raise UserError(
-            f"attribute_names={spec!r}: no attributes.txt under {root} (CUB_200_2011 ships it at its top level); "
-            f"copy it there or give the folder as attribute_names=cub:/path/to/folder"
+            f"attribute_names={spec!r}: no attribute names under {root} (dataset {dataset} reads them from "
+            f"{declared.attribute_source}); put them there or give their folder as attribute_names={dataset}:/path"
         )
     return info.names, f"{dataset} names ({info.source})"
 
@@ -273,9 +278,10 @@ def attribute_embeddings(
         except UserError as exc:
             if kind == "hash":
                 raise
-            log.warning("attribute_embeddings=auto: %s; using random orthogonal vectors", exc)
-            vectors = random_embeddings(num_attributes, dim, seed)
-            return AttributeEmbeddings(vectors, f"random orthogonal (d={dim}; no names from {names_spec})")
+            raise UserError(
+                f"attribute_embeddings=auto: {exc}; to train with random orthogonal attribute vectors instead, "
+                "set model.options.attribute_embeddings=random"
+            ) from None
         return AttributeEmbeddings(hashed_embeddings(names, dim), f"hash bag-of-words (d={dim}) of {where}")
     if Path(text).suffix.lower() in (".npy", *_PICKLE_SUFFIXES):
         vectors = load_embedding_file(text, num_attributes)

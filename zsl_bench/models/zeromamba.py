@@ -33,12 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zsl_bench.data.transforms import TRANSFORMS, TransformSpec
 from zsl_bench.errors import UserError
 from zsl_bench.layers.checkpoints import read_state_dict
-from zsl_bench.models import MODELS
+from zsl_bench.layers.selective_scan import ScanRecord
 from zsl_bench.models.base import ZslModel
 from zsl_bench.models.embeddings import attribute_embeddings as load_attribute_embeddings
 from zsl_bench.models.factories import shared_options
+from zsl_bench.models.family import ModelFamily
 from zsl_bench.models.vim import VisionMamba, vim_small
 from zsl_bench.models.vmamba import VSSM, build_vmamba_from_official, official_vmamba_config
 
@@ -181,7 +183,7 @@ class ZeroMamba(ZslModel):
         self.l1_weight = float(l1_weight)
         self.embedding_source = embedding_source
         self.pretrained_source = pretrained_source
-        self.info = {"attribute_embeddings": embedding_source, "pretrained": pretrained_source}
+        self.info = {"attribute_embeddings": embedding_source, "pretrained": pretrained_source, "scan": ScanRecord()}
         self.frozen = False
 
     def forward_backbone(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -352,7 +354,18 @@ def _zeromamba_options(
     backbone's drop-path rate (each factory declares its own default). ``fusion_hidden``: width of the SeF MLP."""
 
 
-@MODELS.register("zeromamba_vmamba_s")
+ZEROMAMBA = ModelFamily(
+    name="zeromamba",
+    tiny="zeromamba_test",
+    transform=TRANSFORMS["zeromamba"],  # 448 px, flips, ImageNet mean/std (the official recipe)
+    tiny_transform=TransformSpec(resize=64, hflip=True),  # the 64-px synthetic images, same normalisation
+    backbone_split=True,
+    head_options=ZeroMamba.HEAD_OPTIONS,
+    needs=("attribute_names",),  # the SLP's attribute embeddings are built from the dataset's attribute names
+)
+
+
+@ZEROMAMBA.variant("zeromamba_vmamba_s")
 @shared_options(_zeromamba_options)
 def zeromamba_vmamba_s(
     num_attributes: int, image_size: int, drop_path: float | None = None, **options: Any
@@ -365,7 +378,7 @@ def zeromamba_vmamba_s(
     return _assemble(_vmamba("small", drop_path), "zeromamba_vmamba_s", num_attributes, **options)
 
 
-@MODELS.register("zeromamba_vmamba_b")
+@ZEROMAMBA.variant("zeromamba_vmamba_b")
 @shared_options(_zeromamba_options)
 def zeromamba_vmamba_b(
     num_attributes: int, image_size: int, drop_path: float | None = None, **options: Any
@@ -374,7 +387,7 @@ def zeromamba_vmamba_b(
     return _assemble(_vmamba("base", drop_path), "zeromamba_vmamba_b", num_attributes, **options)
 
 
-@MODELS.register("zeromamba_vim_s")
+@ZEROMAMBA.variant("zeromamba_vim_s")
 @shared_options(_zeromamba_options)
 def zeromamba_vim_s(num_attributes: int, image_size: int, drop_path: float = 0.1, **options: Any) -> ZeroMamba:
     """ZeroMamba with Vim-S (384-d, 24 blocks, patch 16): regions = the (S/16)² final patch tokens, global = the
@@ -384,7 +397,7 @@ def zeromamba_vim_s(num_attributes: int, image_size: int, drop_path: float = 0.1
     return _assemble(backbone, "zeromamba_vim_s", num_attributes, **options)
 
 
-@MODELS.register("zeromamba_test")
+@ZEROMAMBA.variant("zeromamba_test")
 @shared_options(_zeromamba_options)
 def zeromamba_test(
     num_attributes: int,

@@ -1,7 +1,8 @@
 """The leaderboard: paper-ready tables built only from run directories (DESIGN.md §5), plus reported rows.
 
 ``build(results, reference)`` reads and aggregates (see ``aggregate`` for how rows, protocols and cost are
-defined); ``render(board, fmt)`` writes ``md`` (the default), ``csv``, ``tex`` or ``json`` (see ``tables``).
+defined); ``render(board, fmt)`` writes it in a registered format (``formats``: ``md``, the default, ``csv``, ``tex``,
+``json``, and any a plugin adds).
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zsl_bench.errors import UserError
-from zsl_bench.report import tables
 from zsl_bench.report.aggregate import Row, aggregate
+from zsl_bench.report.formats import FORMATS
 from zsl_bench.report.reference import load_reference
 from zsl_bench.report.runs import Skipped, collect
-
-FORMATS = tables.FORMATS
-EXTENSIONS = {"md": "md", "csv": "csv", "tex": "tex", "json": "json"}
 
 
 @dataclass
@@ -54,13 +52,5 @@ def build(results: Path, reference: Path | None = None) -> Leaderboard:
 
 
 def render(board: Leaderboard, fmt: str = "md") -> str:
-    """The leaderboard as ``md``, ``csv``, ``tex`` or ``json`` text (no trailing newline)."""
-    if fmt == "md":
-        return tables.render_md(board.rows, board.reported, board.header(), board.notes)
-    if fmt == "tex":
-        return tables.render_tex(board.rows, board.reported, board.header(), board.notes)
-    if fmt == "csv":
-        return tables.render_csv(board.rows, board.reported)
-    if fmt == "json":
-        return tables.render_json(board.rows)
-    raise UserError(f"unknown leaderboard format {fmt!r} (use one of {', '.join(FORMATS)})")
+    """The leaderboard in the registered format ``fmt`` (no trailing newline); an unknown one is a ``UserError``."""
+    return FORMATS.get(fmt).render(board)

@@ -17,8 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from zsl_bench import safe_yaml
 from zsl_bench.errors import UserError
 from zsl_bench.report.aggregate import REPORTED, Row
 from zsl_bench.report.runs import METRICS
@@ -28,16 +27,6 @@ _FIX = "fix the file or pass --no-reference"
 
 def _fail(where: str, what: str) -> UserError:
     return UserError(f"reference numbers {where}: {what} ({_FIX})")
-
-
-def _why(exc: Exception) -> str:
-    """A one-line reason: for YAML, the problem and where it was found."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None)
-    if problem and mark is not None:
-        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _text(entry: dict[str, Any], key: str, where: str, default: Any = None) -> str:
@@ -99,8 +88,8 @@ def load_reference(directory: Path) -> list[Row]:
     rows: list[Row] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise _fail(str(path), f"cannot be read ({_why(exc)})") from None
+            data = safe_yaml.load_file(path, "reference numbers file")  # bounded: size, depth, aliases, UTF-8
+        except safe_yaml.YamlError as exc:
+            raise _fail(str(path), f"cannot be read ({exc.reason})") from None
         rows.extend(_rows_of(path, data))
     return rows

@@ -1,4 +1,5 @@
-"""Render a leaderboard as markdown (tabulate), CSV (raw numbers), LaTeX (booktabs) or JSON.
+"""Render a leaderboard as markdown (tabulate), CSV (raw numbers), LaTeX (booktabs) or JSON (the built-in
+``formats``).
 
 Wide tables have one row per model and, per dataset, one CZSL column and three GZSL columns (U, S, H); the
 ``val`` and ``test`` selections get separate, labelled tables. Accuracies are shown in percent with one decimal,
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 
 from zsl_bench.report.aggregate import REPORTED, ROW_KEYS, Row
 
-FORMATS = ("md", "csv", "tex", "json")
 SELECTION_TITLES = {
     "val": "Selection on validation — protocol `val` (default)",
     "test": "Selection on test — protocol `test` (optimistic: the papers' protocol)",

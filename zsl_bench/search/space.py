@@ -3,8 +3,8 @@
 ```yaml
 base: quickstart                 # preset name or path to an experiment YAML (relative to this file or cwd)
 set: {train.epochs: 6}           # fixed overrides applied to the base
-sweep: {metric: val/h, mode: max, searcher: optuna, scheduler: asha, num_samples: 8, max_concurrent: 2,
-        resources_per_trial: {cpu: 1, gpu: 0}}
+sweep: {metric: val/h, mode: max, searcher: optuna, searcher_options: {sampler: tpe}, scheduler: asha,
+        scheduler_options: {grace_period: 2}, num_samples: 8, max_concurrent: 2, resources_per_trial: {cpu: 1}}
 space:
   optim.lr:    {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
   model.name:  {type: choice, values: [resnet_test, vit_test]}
@@ -13,14 +13,17 @@ space:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from zsl_bench.config import ExperimentConfig, build_config, check_key, read_yaml, resolve_base
 from zsl_bench.errors import UserError
-from zsl_bench.registry import close_matches
+from zsl_bench.registry import Registry, close_matches
+from zsl_bench.search.schedulers import SCHEDULERS, SchedulerSpec
+from zsl_bench.search.searchers import SEARCHERS, SearcherSpec
 
 
 class _Strict(BaseModel):
@@ -32,22 +35,107 @@ class Resources(_Strict):
     gpu: float = Field(0.0, ge=0)
 
 
+_MOVED = ("grace_period", "reduction_factor", "perturbation_interval")  # flat knobs now in scheduler_options
+_SWEEP_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def sweep_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name a sweep's folder under the results root, or None when it can: it must be one
+    path component of letters, digits, ``.``, ``_`` and ``-`` (not ``.`` or ``..``), so nothing is written
+    outside ``--results``."""
+    if not isinstance(name, str) or not _SWEEP_NAME.fullmatch(name) or name in (".", ".."):
+        return f"sweep name {name!r} is not one folder name: use letters, digits, '.', '_' and '-' (not . or ..)"
+    return None
+
+
+def check_sweep_name(name: Any, source: str) -> None:
+    """``UserError`` (naming ``source``: --name, the space file) unless :func:`sweep_name_problem` accepts it."""
+    problem = sweep_name_problem(name)
+    if problem:
+        raise UserError(f"{problem} (from {source})")
+
+
 class SweepSettings(_Strict):
+    """The ``sweep:`` block. ``searcher`` and ``scheduler`` name registered plugins (``search.searchers``,
+    ``search.schedulers``); their ``*_options`` are validated against the plugin's typed options when the space
+    loads, and stored resolved (defaults filled in)."""
+
     name: str | None = None  # default: the space file's stem
     metric: str = "val/h"
     mode: Literal["max", "min"] = "max"
-    searcher: Literal["optuna", "random", "grid"] = "optuna"
-    scheduler: Literal["asha", "fifo", "pbt"] = "asha"
+    searcher: str = "optuna"
+    searcher_options: dict[str, Any] = Field(default_factory=dict)
+    scheduler: str = "asha"
+    scheduler_options: dict[str, Any] = Field(default_factory=dict)
     num_samples: int = Field(8, ge=1)
     max_concurrent: int = Field(2, ge=1)
     resources_per_trial: Resources = Field(default_factory=Resources)
-    grace_period: int = Field(1, ge=1)  # ASHA: epochs before a trial may be stopped
-    reduction_factor: float = Field(2.0, gt=1)
-    perturbation_interval: int = Field(2, ge=1)  # PBT: epochs between exploit/explore steps
     seed: int = 0  # searcher seed
     max_failures: int = Field(0, ge=0)  # retries of a crashed trial, from its last checkpoint
     top_k: int = Field(1, ge=0)  # stage final retrains the k best search trials (0: no final stage)
     seeds_final: int = Field(1, ge=1)  # ... each with this many seeds, on trainval, evaluated on test
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder(cls, name: str | None) -> str | None:
+        problem = None if name is None else sweep_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_knobs(cls, data: Any) -> Any:
+        for key in _MOVED if isinstance(data, dict) else ():
+            if key in data:
+                raise ValueError(f"{key} moved: write it as scheduler_options: {{{key}: {data[key]}}}")
+        return data
+
+    @model_validator(mode="after")
+    def _resolve_plugins(self) -> SweepSettings:
+        self.searcher_options = _plugin(SEARCHERS, self.searcher).parse_options(self.searcher_options).model_dump()
+        self.scheduler_options = _plugin(SCHEDULERS, self.scheduler).parse_options(self.scheduler_options).model_dump()
+        return self
+
+    def searcher_spec(self) -> SearcherSpec:
+        """The registered searcher these settings name."""
+        return SEARCHERS.get(self.searcher)
+
+    def scheduler_spec(self) -> SchedulerSpec:
+        """The registered scheduler these settings name."""
+        return SCHEDULERS.get(self.scheduler)
+
+    def searcher_config(self) -> BaseModel:
+        """``searcher_options`` as the searcher's typed options."""
+        return self.searcher_spec().parse_options(self.searcher_options)
+
+    def scheduler_config(self) -> BaseModel:
+        """``scheduler_options`` as the scheduler's typed options."""
+        return self.scheduler_spec().parse_options(self.scheduler_options)
+
+    def replace(self, **changes: Any) -> SweepSettings:
+        """A validated copy with ``changes``; a searcher or scheduler changed by name drops the options of the old
+        one (unless new ones are given). Prefer it to ``model_copy``, which validates nothing."""
+        data = self.model_dump()
+        for kind in ("searcher", "scheduler"):
+            if kind in changes and changes[kind] != data[kind]:
+                data[f"{kind}_options"] = {}
+        return SweepSettings.model_validate({**data, **changes})
+
+    def record(self) -> dict[str, Any]:
+        """These settings as plain data, the searcher's and scheduler's options resolved (for a run's meta)."""
+        out = self.model_dump(mode="json")
+        out["searcher_options"] = self.searcher_config().model_dump(mode="json")
+        out["scheduler_options"] = self.scheduler_config().model_dump(mode="json")
+        return out
+
+
+def _plugin(registry: Registry[Any], name: str) -> Any:
+    """The registered entry ``name``; an unknown name is a ``ValueError`` (pydantic adds where it was)."""
+    try:
+        return registry.get(name)
+    except UserError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class Param(_Strict):
@@ -86,15 +174,11 @@ class SearchSpace(_Strict):
     space: dict[str, Param]
 
     @model_validator(mode="after")
-    def _searcher_fits_space(self) -> SearchSpace:
-        grids = [k for k, p in self.space.items() if p.type == "grid"]
-        ranges = [k for k, p in self.space.items() if p.type in ("float", "int")]
-        if self.sweep.searcher == "optuna" and grids:
-            raise ValueError(f"searcher optuna cannot take grid parameters ({', '.join(grids)}); use searcher: grid")
-        if self.sweep.searcher == "grid" and ranges:
-            raise ValueError(f"searcher grid needs grid/choice values, not ranges ({', '.join(ranges)})")
-        if self.sweep.scheduler == "pbt" and (self.sweep.searcher != "random" or grids):
-            raise ValueError("scheduler pbt evolves a random population: use searcher: random and no grid parameters")
+    def _plugins_fit_space(self) -> SearchSpace:
+        """The searcher samples every parameter type of the space; the scheduler runs with both."""
+        searcher = self.sweep.searcher_spec()
+        searcher.check_space(self.sweep.searcher_config(), self.space)
+        self.sweep.scheduler_spec().check_space(searcher, self.space)
         return self
 
 
@@ -129,12 +213,13 @@ def load_space(path: str | Path) -> tuple[SearchSpace, ExperimentConfig]:
 
 
 def _check_names(cfg: ExperimentConfig, where: str) -> None:
-    """Model and dataset names must be registered (checked here, not after the cluster has started)."""
+    """Model and dataset names must be registered and the model's options must fit its declared options (checked
+    here, not after the cluster has started)."""
     from zsl_bench.data.datasets import DATASETS
     from zsl_bench.models import MODELS
 
     try:
-        MODELS.get(cfg.model.name)
+        MODELS.get(cfg.model.name).check_options(cfg.model.options)
         DATASETS.get(cfg.data.name)
     except UserError as exc:
         raise UserError(f"{where}: {exc}" if where else str(exc)) from None
@@ -166,4 +251,5 @@ def _explain(exc: ValidationError, model: type[BaseModel]) -> str:
         return f"unknown key {loc!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
     if err["type"] == "missing":
         return f"missing required key {loc!r}"
-    return f"{loc}: {err['msg'].removeprefix('Value error, ')}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg  # a check across blocks (searcher vs. space) has no single place

@@ -8,15 +8,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zsl_bench.config import ExperimentConfig, build_config, to_dict
-from zsl_bench.errors import UserError
 from zsl_bench.rundir import Run, UnreadableRun, find_run_dirs, read_run
-from zsl_bench.search.space import Param, SearchSpace
+from zsl_bench.search.space import Param, SearchSpace, SweepSettings
 
 
 @dataclass(frozen=True)
@@ -73,6 +71,7 @@ def final_runs(sweep_dir: Path, metric: str, mode: str, top_k: int, seeds: int) 
                 "meta.stage": "final",
                 "meta.sweep": run.config.get("meta", {}).get("sweep"),
                 "meta.trial_id": name,
+                "meta.sweep_settings": run.config.get("meta", {}).get("sweep_settings", {}),
                 "meta.parent": run.path.name,
             }
             out.append(PlannedRun(name, to_dict(build_config(tree, overrides, source=str(run.path)))))
@@ -89,24 +88,20 @@ def finished_count(sweep_dir: Path) -> int:
     return sum(1 for r in search_runs(sweep_dir) if r.done or r.error is not None)
 
 
-def tiny_model_for(name: str, known: list[str]) -> str:
-    """The family's CPU test model, named by the leading letters of ``name``: ``resnet101_ale`` → ``resnet_test``,
-    ``vit_b16_ale`` → ``vit_test``, ``zeromamba_vmamba_s`` → ``zeromamba_test``."""
-    tiny = f"{re.match(r'[a-z]*', name).group(0)}_test"
-    if tiny not in known:
-        raise UserError(f"no tiny test model for {name!r} (expected {tiny!r}); smoke runs need one per family")
-    return tiny
+def tiny_model_for(name: str) -> str:
+    """The CPU test model its family declares for model ``name`` (``zeromamba_vmamba_s`` → ``zeromamba_test``)."""
+    from zsl_bench.models import MODELS
+
+    return MODELS.get(name).tiny
 
 
-def smoke_variant(
-    space: SearchSpace, base: ExperimentConfig, data_root: Path, known_models: list[str]
-) -> tuple[SearchSpace, ExperimentConfig]:
+def smoke_variant(space: SearchSpace, base: ExperimentConfig, data_root: Path) -> tuple[SearchSpace, ExperimentConfig]:
     """``space``/``base`` shrunk to 2 trials × 1 epoch on the synthetic data with the tiny model of each family."""
     models = {base.model.name}
     params = dict(space.space)
     if "model.name" in params:
         models = set(params["model.name"].values or [])
-    tiny = sorted({tiny_model_for(m, known_models) for m in models})
+    tiny = sorted({tiny_model_for(m) for m in models})
     for key in list(params):
         if key.startswith(("model.", "data.")):
             del params[key]  # sizes and options of the real model/dataset do not apply to the tiny ones
@@ -114,7 +109,7 @@ def smoke_variant(
         params["model.name"] = Param(type="choice", values=tiny)
     tree = to_dict(base)
     tree["model"] = {"name": tiny[0], "options": {}}
-    tree["data"] = {**tree["data"], "name": "synth", "root": str(data_root), "image_size": 64}
+    tree["data"] = {**tree["data"], "name": "synth", "root": str(data_root), "image_size": None}
     tree["train"] = {**tree["train"], "epochs": 1, "device": "cpu", "batch_size": 64}
     sweep = space.sweep.model_copy(
         update={
@@ -123,9 +118,26 @@ def smoke_variant(
             "resources_per_trial": space.sweep.resources_per_trial.model_copy(update={"cpu": 1, "gpu": 0}),
             "top_k": min(space.sweep.top_k, 1),
             "seeds_final": 1,
-            "grace_period": 1,
-            "searcher": space.sweep.searcher if params else "random",  # nothing left to search: 2 plain trials
+            **smoke_plugins(space.sweep, params),
         }
     )
     smoke = space.model_copy(update={"space": params, "sweep": sweep, "set": {}})
     return smoke, build_config(tree, source="smoke variant")
+
+
+def smoke_plugins(sweep: SweepSettings, params: dict[str, Param]) -> dict[str, Any]:
+    """Settings updates for a smoke space: the plain searcher (``searchers.FALLBACK``) where the space's own cannot
+    sample what is left (nothing, or the tiny models' choice), and the plain scheduler where the space's own cannot
+    run with that (e.g. PBT with nothing to mutate); the options of a replaced entry are dropped."""
+    from zsl_bench.search import schedulers, searchers
+
+    update: dict[str, Any] = {}
+    searcher = sweep.searcher_spec()
+    if not params or searchers.unsupported_types(searcher.supports, params):
+        update = {"searcher": searchers.FALLBACK, "searcher_options": {}}
+        searcher = searchers.SEARCHERS.get(searchers.FALLBACK)
+    try:
+        sweep.scheduler_spec().check_space(searcher, params)
+    except ValueError:
+        update |= {"scheduler": schedulers.FALLBACK, "scheduler_options": {}}
+    return update

@@ -1,9 +1,10 @@
-"""Run a validated search space on a local Ray cluster with Ray Tune + Optuna (TPE) + ASHA.
+"""Run a validated search space on a local Ray cluster with Ray Tune and the space's searcher and scheduler.
 
-The only module that imports ray and optuna. Two stages, both through Ray Tune:
+With ``search.searchers`` and ``search.schedulers`` (whose ``build`` functions import them), the only module that
+imports ray and optuna. Two stages, both through Ray Tune:
 
-1. ``search``: trials sampled by the searcher, stopped early by the scheduler, each ``engine.run_trial`` on the
-   honest validation split, writing ``<results>/<sweep>/<trial_id>/``.
+1. ``search``: trials sampled by the registered searcher, stopped early (or evolved) by the registered scheduler,
+   each ``engine.run_trial`` on the honest validation split, writing ``<results>/<sweep>/<trial_id>/``.
 2. ``final``: the top-k search configurations retrained on trainval with ``seeds_final`` seeds
    (``<results>/<sweep>/final-<rank>-seed<s>/``), evaluated on test.
 
@@ -34,8 +35,9 @@ from typing import Any
 from zsl_bench.config import ExperimentConfig, build_config, to_dict, validate
 from zsl_bench.data.datasets import check_dataset
 from zsl_bench.errors import TrialFailed, UserError
+from zsl_bench.plugins import ray_runtime_env
 from zsl_bench.rundir import DONE, ERROR, RunWriter, find_run_dirs, reopen_stopped
-from zsl_bench.search.space import Param, SearchSpace, SweepSettings
+from zsl_bench.search.space import Param, SearchSpace, SweepSettings, check_sweep_name
 from zsl_bench.search.stages import (
     PlannedRun,
     final_runs,
@@ -74,15 +76,20 @@ def ensure_local_token(ray_dir: Path) -> None:
     """Turn on Ray token auth for the cluster this process starts, with a private per-sweep token file.
 
     Keeps the user's ``~/.ray`` untouched; every Ray process started from here inherits the two variables.
-    An already configured token (``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``) is respected. Must run before
-    ``import ray``: Ray reads ``RAY_AUTH_MODE`` on import.
+    An already configured token (``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``) is respected. A token left by an
+    earlier run is reused only when it is this user's, mode 0600 (``cluster.auth.check_token_file``). Must run
+    before ``import ray``: Ray reads ``RAY_AUTH_MODE`` on import.
     """
+    from zsl_bench.cluster.auth import check_token_file
+
     os.environ["RAY_AUTH_MODE"] = "token"
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return
     ray_dir.mkdir(parents=True, exist_ok=True)
     token = ray_dir / "auth_token"
-    if not token.exists():
+    if os.path.lexists(token):
+        check_token_file(token)
+    else:
         fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32) + "\n")
@@ -123,6 +130,7 @@ def run_sweep(
     """Run both stages on a Ray instance started (and shut down) here, or, with ``address`` (``HOST:PORT``), on
     that running cluster: attached with its token (``RAY_AUTH_MODE=token`` plus ``RAY_AUTH_TOKEN_PATH`` or
     ``RAY_AUTH_TOKEN`` already in the environment; no private token is made) and only disconnected at the end."""
+    check_sweep_name(name, "--name, sweep.name or the space file's name")  # one folder under results_root
     start = time.perf_counter()
     sweep_dir = (results_root / name).resolve()
     ray_dir = sweep_dir / "_ray"
@@ -154,8 +162,9 @@ def run_sweep(
     base_tree = absolute_paths(to_dict(base))  # trials run in other processes and working directories
     if objective is None:
         from zsl_bench.engine import run_trial as objective
+    runtime_env = ray_runtime_env() or None  # plugin modules given by --plugin / $ZSL_BENCH_PLUGINS
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env)
     else:
         ray.init(
             address="local",
@@ -164,6 +173,7 @@ def run_sweep(
             include_dashboard=bool(workers),
             log_to_driver=False,
             logging_level=logging.WARNING,
+            runtime_env=runtime_env,
         )
     outcome = SweepOutcome(name=name, sweep_dir=sweep_dir)
     try:
@@ -172,12 +182,13 @@ def run_sweep(
         else:
             _check_trial_fits(space.sweep.resources_per_trial)
         settings = space.sweep
-        # A resumed sweep does not go through Tune's own restore (except for a grid, which cannot be re-sampled):
+        # A resumed sweep does not go through Tune's own restore (except with a searcher that cannot sample the
+        # missing trials anew, e.g. a grid: spec.resumes_from_journal false):
         # after a hard kill, the restored trial list can miss trials started just before it while the restored
         # searcher still counts them as live, and Tune then blocks forever waiting for a trial (seen in CI).
         # The run directories are the record instead: unfinished ones continue from their checkpoints, and the
         # missing trials are sampled by a searcher that reloads the Optuna journal (_complete_search).
-        if not resume or settings.searcher == "grid":
+        if not resume or not settings.searcher_spec().resumes_from_journal:
             grid = _search_stage(space, base_tree, name, sweep_dir, ray_dir, resume, objective, "search")
             _record_crashes(grid, sweep_dir)
         if resume:
@@ -205,15 +216,18 @@ def _search_stage(
     from ray import tune
 
     settings = space.sweep
+    keep = settings.scheduler_spec().keeps_checkpoints  # the epochs other trials may copy (PBT)
+    record = settings.record()
 
     def trainable(params: dict[str, Any]) -> None:
         trial_id = tune.get_context().get_trial_id()
         overrides = {**params, "meta.sweep": name, "meta.trial_id": trial_id, "meta.stage": "search"}
+        overrides["meta.sweep_settings"] = record  # the searcher, scheduler and their resolved options
         cfg = build_config(base_tree, overrides, source=f"sweep {name}")
         if cfg.train.num_threads is None:
             cfg.train.num_threads = max(1, int(settings.resources_per_trial.cpu))
-        if settings.scheduler == "pbt":
-            cfg.train.keep_checkpoints = max(cfg.train.keep_checkpoints, 3)  # the epochs other trials may copy
+        if keep:
+            cfg.train.keep_checkpoints = max(cfg.train.keep_checkpoints, keep)
         _run_objective(objective, cfg, sweep_dir / trial_id, settings, ray_dir)
 
     multi = base_tree["train"]["strategy"] != "single"
@@ -231,7 +245,7 @@ def _search_stage(
             tune_config=tune.TuneConfig(
                 metric=settings.metric,
                 mode=settings.mode,
-                search_alg=_searcher(settings, ray_dir),
+                search_alg=_searcher(settings, ray_dir, param_space),
                 scheduler=_scheduler(settings, base_tree["train"]["epochs"], space.space, multi),
                 num_samples=settings.num_samples,
                 max_concurrent_trials=settings.max_concurrent,
@@ -255,8 +269,8 @@ def _complete_search(
     missing = settings.num_samples - finished_count(sweep_dir)
     if missing <= 0:
         return
-    if settings.searcher == "grid":
-        log.warning("%d grid trial(s) were lost with the driver and are not re-sampled", missing)
+    if not settings.searcher_spec().resumes_from_journal:
+        log.warning("%d %s trial(s) were lost with the driver and are not re-sampled", missing, settings.searcher)
         return
     log.warning("sampling %d trial(s) the interrupted sweep had not recorded", missing)
     top_up = space.model_copy(update={"sweep": settings.model_copy(update={"num_samples": missing})})
@@ -369,15 +383,20 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
 
 def workers_per_trial(space: SearchSpace, base: ExperimentConfig) -> int:
     """0 for trials in one process; else the ``train.num_workers`` every trial trains with (``ddp`` or
-    ``deepspeed``). The strategy and the worker count are fixed for a sweep; PBT needs single-process trials."""
+    ``deepspeed``). The strategy and the worker count are fixed for a sweep; a scheduler that pauses trials
+    (``single_process``: PBT, HyperBand) needs single-process ones."""
     if base.train.strategy == "single":
         return 0
     searched = sorted(k for k in space.space if k in ("train.strategy", "train.num_workers"))
     if searched:
         raise UserError(f"the space searches {', '.join(searched)}; set them under 'set' (fixed for a sweep)")
-    if space.sweep.scheduler == "pbt":
+    if space.sweep.scheduler_spec().single_process:
+        from zsl_bench.search.schedulers import SCHEDULERS
+
+        able = [n for n in SCHEDULERS.names() if not SCHEDULERS.get(n).single_process]
         raise UserError(
-            f"scheduler pbt needs single-process trials (train.strategy={base.train.strategy}); use asha or fifo"
+            f"scheduler {space.sweep.scheduler} needs single-process trials (train.strategy={base.train.strategy}); "
+            f"use one of {', '.join(able)}"
         )
     from zsl_bench.engine import distributed
 
@@ -524,38 +543,13 @@ def _resources(settings: SweepSettings, multi_worker: bool = False) -> dict[str,
 
 
 def _scheduler(settings: SweepSettings, epochs: int, space: dict[str, Param], multi_worker: bool = False) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
-
-    if settings.scheduler == "fifo":
-        return FIFOScheduler()
-    if settings.scheduler == "pbt":  # exploit copies a better trial's weights (run_trial(init_from=…)), explore mutates
-        return PopulationBasedTraining(
-            time_attr="training_iteration",
-            perturbation_interval=settings.perturbation_interval,
-            hyperparam_mutations={key: to_tune_domain(p) for key, p in space.items()},
-        )
-    return ASHAScheduler(
-        # a multi-worker trial hands Tune no checkpoint, so a restored one restarts its iteration count: use its epoch
-        time_attr="epoch" if multi_worker else "training_iteration",
-        max_t=epochs,
-        grace_period=min(settings.grace_period, epochs),
-        reduction_factor=settings.reduction_factor,
-    )
+    """The registered scheduler ``settings.scheduler`` built with its validated options."""
+    return settings.scheduler_spec().build(settings.scheduler_config(), settings, epochs, space, multi_worker)
 
 
-def _searcher(settings: SweepSettings, ray_dir: Path) -> Any:
-    if settings.searcher in ("random", "grid"):
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-
-        # random sampling / the cross product of grid values; Tune applies max_concurrent_trials only to a
-        # Searcher, so this generator gets its own limit
-        return BasicVariantGenerator(random_state=settings.seed, max_concurrent=settings.max_concurrent)
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-    from ray.tune.search.optuna import OptunaSearch
-
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(ray_dir / "optuna.journal")))
-    return OptunaSearch(seed=settings.seed, storage=storage, study_name=ray_dir.parent.name)
+def _searcher(settings: SweepSettings, ray_dir: Path, param_space: dict[str, Any]) -> Any:
+    """The registered searcher ``settings.searcher`` built with its validated options."""
+    return settings.searcher_spec().build(settings.searcher_config(), settings, ray_dir, param_space)
 
 
 def _run_config(name: str, ray_dir: Path, max_failures: int) -> Any:
