@@ -501,3 +501,61 @@ def test_calibrate_gamma_extra_values_are_tried():
     assert calibrate_gamma(scores, y, [0], [1, 2], grid=2, extra=[0.4]) == 0.4  # H = 1 there
     with pytest.raises(ValueError, match="extra"):
         calibrate_gamma(scores, y, [0], [1, 2], extra=[float("nan")])
+
+
+# ------------------------------------------------------------------------------------ per-sample accuracy
+# The official DUET code's ``--all`` (its AwA2 and SUN scripts): correct / samples, for CZSL, U and S.
+
+
+def test_per_sample_czsl_hand_example() -> None:
+    # as test_czsl_accuracy_hand_example: rows 0 and 1 right, row 2 wrong -> 2/3 overall (per-class 0.75)
+    scores = np.array([[9.0, 0, 1, 2], [0, 9, 5, 1], [0, 0, 3, 4]])
+    assert czsl_accuracy(scores, [3, 2, 2], [3, 2], accuracy="per_sample") == pytest.approx(2 / 3)
+    assert per_class_accuracy([0, 0, 0, 0, 1], [0] * 5, [0, 1], accuracy="per_sample") == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(
+    ("gamma", "expected"),
+    [
+        # gamma 0: rows 0, 3 right. S = 1/2 (rows 0, 1); U = 1/3 (rows 2, 3, 4); H = 2*(1/3)*(1/2)/(5/6) = 0.4
+        (0.0, {"u": 1 / 3, "s": 0.5, "h": 0.4}),
+        # gamma .15: rows 0, 3, 4 right. S = 1/2, U = 2/3 (per-class: 1/2); H = (2/3)/(7/6) = 4/7
+        (0.15, {"u": 2 / 3, "s": 0.5, "h": 4 / 7}),
+        # gamma .3: rows 0, 2, 3, 4 right. S = 1/2, U = 1; H = 2/3
+        (0.3, {"u": 1.0, "s": 0.5, "h": 2 / 3}),
+    ],
+)
+def test_per_sample_gzsl_hand_example(gamma: float, expected: dict) -> None:
+    result = gzsl_accuracy(EX_SCORES, EX_Y, EX_SEEN, EX_UNSEEN, gamma=gamma, accuracy="per_sample")
+    assert result == pytest.approx(expected)
+
+
+def test_per_sample_calibration_maximises_per_sample_h() -> None:
+    # per-sample H at gamma 0, .15, .25: 0.4, 4/7, 2/3 (row 2 turns right above .2) -> .25
+    grid = [0.0, 0.15, 0.25]
+    assert calibrate_gamma(EX_SCORES, EX_Y, EX_SEEN, EX_UNSEEN, grid=grid, accuracy="per_sample") == 0.25
+
+
+@PROPERTY
+@given(problem=problems(integer_scores=True, infinities=True), gamma=HALF_STEPS)
+def test_per_sample_gzsl_matches_the_official_loop(problem: Problem, gamma: float) -> None:
+    """U and S as ``compute_per_class_acc_gzsl``'s first value: mean(pred == y) over the unseen / seen samples."""
+    calibrated = problem.scores.astype(np.float64)
+    calibrated[:, problem.seen] -= gamma
+    labels = np.sort(problem.seen + problem.unseen)
+    pred = labels[np.argmax(calibrated[:, labels], axis=1)]
+    u_rows, s_rows = np.isin(problem.y, problem.unseen), np.isin(problem.y, problem.seen)
+    u = float(np.mean(pred[u_rows] == problem.y[u_rows]))
+    s = float(np.mean(pred[s_rows] == problem.y[s_rows]))
+    got = gzsl_accuracy(problem.scores, problem.y, problem.seen, problem.unseen, gamma, accuracy="per_sample")
+    assert got["u"] == pytest.approx(u) and got["s"] == pytest.approx(s)
+
+
+def test_unknown_accuracy_mode_is_a_value_error() -> None:
+    for call in (
+        lambda: czsl_accuracy(EX_SCORES, EX_Y, EX_UNSEEN, accuracy="overall"),
+        lambda: gzsl_accuracy(EX_SCORES, EX_Y, EX_SEEN, EX_UNSEEN, accuracy="overall"),
+        lambda: calibrate_gamma(EX_SCORES, EX_Y, EX_SEEN, EX_UNSEEN, accuracy="overall"),
+    ):
+        with pytest.raises(ValueError, match=r"^accuracy: expected one of per_class, per_sample"):
+            call()

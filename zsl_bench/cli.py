@@ -32,6 +32,31 @@ def _overrides(pairs: list[str] | None) -> dict[str, Any]:
     return dict(parse_override(p) for p in pairs or [])
 
 
+def _positive_int(text: str) -> int:
+    """argparse type of counts such as --num-samples: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def check_output(path: Path, flag: str, folder: bool) -> None:
+    """``UserError`` unless ``path`` can be created or replaced as a folder (``folder``) or a file: nothing of the
+    other kind is in the way there, and every existing parent is a folder. Checked before anything is written."""
+    kind = "folder" if folder else "file"
+    if path.exists() and path.is_dir() != folder:
+        what = "a folder" if path.is_dir() else "a file"
+        raise UserError(f"{flag} {path}: is {what}, not a {kind}; give another path or remove it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: {parent} is a file, not a folder; give another path")
+            return
+
+
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from zsl_bench.data.synth import SynthSpec, generate
 
@@ -141,6 +166,8 @@ def cmd_cache_ls(args: argparse.Namespace) -> int:
     from zsl_bench.data.features import FeatureStore
 
     store = FeatureStore(args.dir)
+    if store.root.exists() and not store.root.is_dir():
+        raise UserError(f"--dir {args.dir}: is a file, not a feature cache folder; give the cache directory")
     entries = store.entries()
     if args.json:
         print(json.dumps({"root": str(store.root), "entries": entries}))
@@ -191,18 +218,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = build_config(args.config, overrides, source="command line")
     MODELS.get(cfg.model.name).check_options(cfg.model.options)  # a typo in --set model.options.X: one line
     out = Path(args.out or f"results/runs/{args.model}_{args.dataset}_{time.strftime('%Y%m%d-%H%M%S')}")
+    check_output(out, "--out", folder=True)
 
     from zsl_bench.engine import run_trial
+    from zsl_bench.engine.features import load_trial_dataset
     from zsl_bench.engine.launch import launch, needs_launcher
 
-    if needs_launcher(cfg):  # ddp / deepspeed: train.num_workers processes on this host (torchrun)
-        try:
-            summary = launch(cfg, out)
-        except TrialFailed as exc:
-            print(f"zsl-bench: error: {exc}", file=sys.stderr)
-            return 1
-    else:
-        summary = run_trial(cfg, out)
+    load_trial_dataset(cfg.data)  # bad data: one line before the run directory exists
+    try:  # ddp / deepspeed: train.num_workers processes on this host (torchrun)
+        summary = launch(cfg, out) if needs_launcher(cfg) else run_trial(cfg, out)
+    except TrialFailed as exc:  # the run failed (its error.txt says why): one line, exit 1
+        print(f"zsl-bench: error: {exc}", file=sys.stderr)
+        return 1
     best = summary["best_by_val"]
     test = best["test"]
     print(
@@ -221,7 +248,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     space, base = load_space(space_file)
     if args.set:
         base = build_config(to_dict(base), _overrides(args.set), source="command line")
-    name = args.name or space.sweep.name or space_file.stem
+    name = args.name if args.name is not None else (space.sweep.name or space_file.stem)
     if args.smoke:
         from zsl_bench.data.synth import generate
         from zsl_bench.search.stages import smoke_variant
@@ -234,8 +261,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
             write_synth_res101(data_root)
         name = f"{name}-smoke"
-    if args.num_samples:
-        space.sweep.num_samples = args.num_samples
+    if args.num_samples is not None:
+        space = _with_num_samples(space, args.num_samples)
+    if not args.address:
+        _check_local_resources(space, base)
 
     if args.address:  # the cluster's token, set before ray is imported
         from zsl_bench.cluster.head import attach_env
@@ -260,6 +289,40 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"S {100 * t['s']:.1f} H {100 * t['h']:.1f}"
         )
     return 0 if out.completed + out.stopped > 0 else 1
+
+
+def _with_num_samples(space: Any, count: int) -> Any:
+    """``space`` with ``--num-samples count``, validated like the space file's ``num_samples``."""
+    from pydantic import ValidationError
+
+    try:
+        return space.model_copy(update={"sweep": space.sweep.replace(num_samples=count)})
+    except ValidationError as exc:
+        raise UserError(f"--num-samples {count}: {exc.errors()[0]['msg']}") from None
+
+
+def _check_local_resources(space: Any, base: Any) -> None:
+    """Refuse, before Ray starts here, a trial this machine cannot hold (Ray would start, then refuse it)."""
+    import os
+
+    from zsl_bench.search.tune_backend import workers_per_trial
+
+    res, workers = space.sweep.resources_per_trial, max(1, workers_per_trial(space, base))
+    cpus, gpus = os.cpu_count() or 1, _local_gpus() if res.gpu else 0
+    if workers * res.cpu <= cpus and workers * res.gpu <= gpus:
+        return
+    gpu = f" x {res.gpu:g} GPU" if res.gpu else ""
+    raise UserError(
+        f"a trial needs {workers} worker(s) x {res.cpu:g} CPU{gpu} (sweep.resources_per_trial), more than this "
+        f"machine has ({cpus} CPU, {gpus} GPU); lower resources_per_trial, or pass --address of a larger cluster"
+    )
+
+
+def _local_gpus() -> int:
+    """The CUDA devices Ray would find on this machine."""
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def cmd_spaces_list(args: argparse.Namespace) -> int:
@@ -295,6 +358,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from zsl_bench.rundir import write_text_atomic
 
     results = Path(args.results)
+    out = args.out or (str(results / "leaderboard.md") if args.format == "md" else "-")
+    if out != "-":
+        check_output(Path(out), "--out", folder=False)
     reference = None
     if args.reference and not args.no_reference:
         reference = Path(args.reference)
@@ -306,7 +372,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for note in board.notes:
         print(f"leaderboard: note: {note}", file=sys.stderr)
     text = render(board, args.format)
-    out = args.out or (str(results / "leaderboard.md") if args.format == "md" else "-")
     if out != "-":
         write_text_atomic(Path(out), text + "\n")
         print(f"leaderboard: wrote {out}", file=sys.stderr)
@@ -318,6 +383,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from zsl_bench.report.sweep_report import write_report
 
     out = Path(args.out) if args.out else None
+    if not Path(args.results).is_dir():
+        raise UserError(f"results directory not found: {args.results} (pass --results DIR)")
+    if out is not None:
+        check_output(out, "--out", folder=True)
     report = write_report(Path(args.results), args.sweep, out)
     for note in report.notes:
         print(f"report: note: {note}", file=sys.stderr)
@@ -569,7 +638,7 @@ def _add_cluster_parser(sub: Any) -> None:
     cslurm.add_argument("--job-name", default=None, help="default zsl-<sweep name>")
     cslurm.add_argument("--results", default="results", help="results root, on a shared filesystem")
     cslurm.add_argument("--name", default=None, help="sweep name (default: the space file's name)")
-    cslurm.add_argument("--num-samples", type=int, default=None)
+    cslurm.add_argument("--num-samples", type=_positive_int, default=None)
     cslurm.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base config key")
     cslurm.add_argument("--smoke", action="store_true", help="the sweep's --smoke: 2 trials x 1 epoch, synthetic")
     cslurm.add_argument("--resume", action="store_true", help="continue a cancelled or pre-empted sweep")
@@ -727,7 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--name", default=None, help="sweep name (default: the space file's name)")
     sweep.add_argument("--results", default="results", help="results root (default results/)")
-    sweep.add_argument("--num-samples", type=int, default=None)
+    sweep.add_argument("--num-samples", type=_positive_int, default=None, help="trials of the search stage")
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base config key")
     sweep.add_argument("--resume", action="store_true", help="continue this sweep after an interruption")
     sweep.add_argument(

@@ -21,8 +21,13 @@ from zsl_bench.registry import close_matches
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
+MAX_BATCH = 2**20  # images per step: far above any GPU's memory, far below an overflow
+MAX_EPOCHS = 100_000
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan pass gt=0 / ge=0 (optim.lr=.inf trains on NaN losses): every float of the schema is finite
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelConfig(_Strict):
@@ -48,8 +53,8 @@ class DataConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(8, ge=1)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(8, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1)  # torch CPU threads; None: leave as the process has it
@@ -94,7 +99,9 @@ class OptimConfig(_Strict):
 class EvalConfig(_Strict):
     score_space: Literal["softmax", "raw"] = "softmax"  # where calibrated stacking subtracts gamma
     gamma: float | None = None  # fixed gamma; None: chosen on validation at every evaluation
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH)
+    # CZSL, U and S as per-class means (the xlsa17 standard) or overall accuracies (the official DUET --all)
+    accuracy: Literal["per_class", "per_sample"] = "per_class"
 
 
 class MetaConfig(_Strict):

@@ -10,9 +10,12 @@ Conventions shared by all functions:
 * ``y_true`` is ``[N]`` integer class ids in ``[0, C)``.
 * Class sets (``seen_classes``, ``unseen_classes``, ``classes``) are 1-D integer ids (array, list or tensor).
   They are sets: order and duplicates do not matter.
-* Accuracies are *per-class means*: the accuracy of each class (correct / number of samples whose true class
-  it is), averaged over the classes of the set that have at least one sample. Classes without samples are
-  skipped (and counted in a debug log message).
+* Accuracies are *per-class means* by default (``accuracy="per_class"``, the xlsa17 standard): the accuracy of
+  each class (correct / number of samples whose true class it is), averaged over the classes of the set that have
+  at least one sample. Classes without samples are skipped (and counted in a debug log message).
+  ``accuracy="per_sample"`` is the overall accuracy instead (correct / samples of the set's classes), what the
+  official DUET code returns with ``--all`` (its AwA2 and SUN scripts) for CZSL, U and S. :func:`ausuc` is
+  per-class only.
 * In GZSL the label space is ``seen ∪ unseen``; columns outside it never win. Calibrated stacking subtracts
   ``gamma`` from the seen columns. Per sample only two candidates can win: the best seen class and the best
   unseen class (the smallest class id among equal scores, like ``np.argmax``). The unseen candidate wins iff
@@ -35,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "ACCURACY_MODES",
     "ausuc",
     "calibrate_gamma",
     "czsl_accuracy",
@@ -44,6 +48,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+ACCURACY_MODES = ("per_class", "per_sample")
+"""How an accuracy averages: over classes (per-class mean, the default) or over samples (overall)."""
 
 DEFAULT_GRID_POINTS = 51
 """Number of γ values tried by :func:`calibrate_gamma` when no grid is given."""
@@ -145,13 +152,23 @@ def _classes_with_samples(totals: np.ndarray, name: str) -> np.ndarray:
     return present
 
 
-def _class_mean(correct: np.ndarray, totals: np.ndarray, present: np.ndarray) -> np.ndarray:
+def _check_accuracy(accuracy: str) -> bool:
+    """True for ``per_sample``, False for ``per_class``; anything else raises ``ValueError``."""
+    if accuracy not in ACCURACY_MODES:
+        raise ValueError(f"accuracy: expected one of {', '.join(ACCURACY_MODES)}, got {accuracy!r}")
+    return accuracy == "per_sample"
+
+
+def _class_mean(correct: np.ndarray, totals: np.ndarray, present: np.ndarray, per_sample: bool = False) -> np.ndarray:
     """Per-class-mean accuracy: mean over the ``present`` classes of ``correct / totals``.
 
     ``correct`` is ``[..., K]`` correct counts, ``totals`` ``[K]`` sample counts, ``present`` ``[K]`` the mask
     from :func:`_classes_with_samples`. Returns ``[...]``. Dividing before averaging keeps a perfect
-    classifier at exactly 1.0.
+    classifier at exactly 1.0. ``per_sample``: the overall accuracy ``Σ correct / Σ totals`` over the same
+    classes instead.
     """
+    if per_sample:
+        return np.sum(correct[..., present], axis=-1) / np.sum(totals[present])
     return np.mean(correct[..., present] / totals[present], axis=-1)
 
 
@@ -305,8 +322,9 @@ def _gzsl_events(
     )
 
 
-def _sweep(events: _GzslEvents, gammas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class-mean unseen and seen accuracy ``(U [G], S [G])`` for every γ of the ascending ``gammas``.
+def _sweep(events: _GzslEvents, gammas: np.ndarray, per_sample: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Unseen and seen accuracy ``(U [G], S [G])`` for every γ of the ascending ``gammas`` (per-class means, or
+    overall accuracies with ``per_sample``).
 
     Cost O(M log G + K·G): each sample's first winning grid index comes from one ``searchsorted``, then one
     ``bincount`` over (class, index) pairs and a cumulative sum give the correct counts per class and γ.
@@ -327,8 +345,8 @@ def _sweep(events: _GzslEvents, gammas: np.ndarray) -> tuple[np.ndarray, np.ndar
     seen_mask = ~events.is_unseen
     seen_can_win = np.bincount(events.position[seen_mask], minlength=n_seen)
     seen_correct = seen_can_win[:, None] - wins_up_to(seen_mask, n_seen)
-    u = _class_mean(unseen_correct.T, events.totals_unseen, events.present_unseen)
-    s = _class_mean(seen_correct.T, events.totals_seen, events.present_seen)
+    u = _class_mean(unseen_correct.T, events.totals_unseen, events.present_unseen, per_sample)
+    s = _class_mean(seen_correct.T, events.totals_seen, events.present_seen, per_sample)
     return u, s
 
 
@@ -344,8 +362,11 @@ def harmonic_mean(u: float, s: float) -> float:
     return float(_harmonic(np.float64(u), np.float64(s)))
 
 
-def per_class_accuracy(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, classes: npt.ArrayLike) -> float:
-    """Mean over ``classes`` of each class's accuracy.
+def per_class_accuracy(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike, classes: npt.ArrayLike, accuracy: str = "per_class"
+) -> float:
+    """Mean over ``classes`` of each class's accuracy (``accuracy="per_sample"``: the overall accuracy over the
+    samples of ``classes``, Σ correct_k / Σ count_k).
 
     Args:
         y_true: ``[N]`` non-negative integer true class ids.
@@ -369,11 +390,15 @@ def per_class_accuracy(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, classes: np
     length = int(max(cls[-1], y.max() if y.size else 0)) + 1
     totals = np.bincount(y, minlength=length)[cls]
     correct = np.bincount(y[y == pred], minlength=length)[cls]
-    return float(_class_mean(correct, totals, _classes_with_samples(totals, "classes")))
+    present = _classes_with_samples(totals, "classes")
+    return float(_class_mean(correct, totals, present, _check_accuracy(accuracy)))
 
 
-def czsl_accuracy(scores: npt.ArrayLike, y_true: npt.ArrayLike, unseen_classes: npt.ArrayLike) -> float:
-    """Conventional ZSL accuracy: argmax over the unseen columns only, then per-class mean over them.
+def czsl_accuracy(
+    scores: npt.ArrayLike, y_true: npt.ArrayLike, unseen_classes: npt.ArrayLike, accuracy: str = "per_class"
+) -> float:
+    """Conventional ZSL accuracy: argmax over the unseen columns only, then per-class mean over them
+    (``accuracy="per_sample"``: the overall accuracy over their samples).
 
     Args:
         scores: ``[N, C]`` class scores over all classes of the dataset.
@@ -386,8 +411,9 @@ def czsl_accuracy(scores: npt.ArrayLike, y_true: npt.ArrayLike, unseen_classes: 
     """
     scores_np, y = _as_scores(scores, y_true)
     unseen = _as_class_set(unseen_classes, "unseen_classes", scores_np.shape[1])
+    _check_accuracy(accuracy)
     (best,), _, _ = _best_per_set(scores_np, [unseen])
-    return per_class_accuracy(y, best.label, unseen)
+    return per_class_accuracy(y, best.label, unseen, accuracy)
 
 
 def gzsl_accuracy(
@@ -396,6 +422,7 @@ def gzsl_accuracy(
     seen_classes: npt.ArrayLike,
     unseen_classes: npt.ArrayLike,
     gamma: float = 0.0,
+    accuracy: str = "per_class",
 ) -> dict[str, float]:
     """GZSL accuracy with calibrated stacking.
 
@@ -414,6 +441,8 @@ def gzsl_accuracy(
         seen_classes: ``[Ks]`` seen class ids.
         unseen_classes: ``[Ku]`` unseen class ids, disjoint from the seen ones.
         gamma: calibration offset; ``+inf`` predicts unseen whenever possible, ``-inf`` seen.
+        accuracy: ``per_class`` (default) or ``per_sample`` (U and S as overall accuracies, the official DUET
+            ``--all``).
 
     Returns:
         ``{"u": U, "s": S, "h": H}``.
@@ -422,8 +451,9 @@ def gzsl_accuracy(
         ValueError: invalid input, or no sample of a seen (or of an unseen) class.
     """
     g = _as_float(gamma, "gamma")
+    per_sample = _check_accuracy(accuracy)
     events = _gzsl_events(scores, y_true, seen_classes, unseen_classes)
-    u, s = _sweep(events, np.array([g]))
+    u, s = _sweep(events, np.array([g]), per_sample)
     return {"u": float(u[0]), "s": float(s[0]), "h": float(_harmonic(u, s)[0])}
 
 
@@ -434,6 +464,7 @@ def calibrate_gamma(
     unseen: npt.ArrayLike,
     grid: npt.ArrayLike | int | None = None,
     extra: npt.ArrayLike | None = None,
+    accuracy: str = "per_class",
 ) -> float:
     """The calibrated-stacking γ maximising H on validation scores.
 
@@ -448,6 +479,7 @@ def calibrate_gamma(
             ``G`` means ``G`` such values.
         extra: γ values tried in addition to the grid (e.g. a γ chosen on another split, so that the result
             is never worse than it on these scores).
+        accuracy: how U and S average (``per_class`` or ``per_sample``), as in :func:`gzsl_accuracy`.
 
     Returns:
         The γ of the grid with the highest H; among ties the smallest. Exactly the H
@@ -456,6 +488,7 @@ def calibrate_gamma(
     The scores are reduced once (best seen / best unseen per sample) and every γ is evaluated from that
     reduction in O(N log G + C·G), so the cost is one pass over ``scores`` whatever the grid size.
     """
+    per_sample = _check_accuracy(accuracy)
     if grid is None or isinstance(grid, (int, np.integer)):
         n_points = DEFAULT_GRID_POINTS if grid is None else int(grid)
         if n_points < 1:
@@ -476,7 +509,7 @@ def calibrate_gamma(
         if np.isnan(more).any():
             raise ValueError("extra: contains NaN")
         gammas = np.sort(np.concatenate([gammas, more]))
-    u, s = _sweep(events, gammas)
+    u, s = _sweep(events, gammas, per_sample)
     return float(gammas[np.argmax(_harmonic(u, s))])  # argmax takes the first, i.e. smallest, γ among ties
 
 

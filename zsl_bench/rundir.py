@@ -7,8 +7,9 @@
 ``<run>/test_scores.npz`` test scores at the validation-selected epoch (seen-unseen curves, AUSUC)
 ``<run>/done``          empty, written last: only runs with it are complete
 
-Every file is written atomically (temp file in the same directory + ``os.replace``), so a reader never sees
-half a file.
+Every file is written atomically (temp file ``.NAME.*.tmp`` in the same directory + ``os.replace``), so a reader
+never sees half a file; the temp files a killed write leaves behind are deleted when a writer reopens the run.
+A resumed run keeps its last ``summary.json`` until the first new epoch replaces it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,23 @@ SUMMARY = "summary.json"
 ERROR = "error.txt"
 DONE = "done"
 TEST_SCORES = "test_scores.npz"  # scores of the test split at the validation-selected epoch
+CHECKPOINT_DIR = "checkpoint"  # engine.checkpoint.DIR (not imported here: readers do not need torch)
+
+
+def clean_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temp files (``.NAME.*.tmp``) that a write killed mid-way left in ``run_dir`` and its checkpoint
+    folder; returns them. Only for a run directory that no other process is writing (a writer reopening it)."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / CHECKPOINT_DIR):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for path in folder.glob(".*.tmp"):
+            if path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    if removed:
+        log.info("%s: removed %d temp file(s) of an interrupted write", run_dir, len(removed))
+    return removed
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -62,22 +80,27 @@ class RunWriter:
     """Writes one run directory; ``metrics.jsonl`` is rewritten whole (atomically) on every append.
 
     A fresh writer clears the markers and records of an earlier attempt; ``resume_after=k`` instead keeps the
-    metric records of epochs ≤ k (the ones a checkpoint covers) and drops the rest.
+    metric records of epochs ≤ k (the ones a checkpoint covers), drops the rest, and keeps ``summary.json`` (the
+    last good one) until the next epoch's replaces it. Either way, temp files of killed writes are deleted.
     """
 
     def __init__(self, run_dir: Path, resume_after: int | None = None) -> None:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        clean_temp_files(self.dir)
         self._lines: list[str] = []
         if resume_after is not None and (self.dir / METRICS).exists():
             for line in (self.dir / METRICS).read_text().splitlines():
                 if line.strip() and json.loads(line).get("epoch", 0) <= resume_after:
                     self._lines.append(line)
-        stale = [DONE, ERROR, SUMMARY, METRICS] + ([] if resume_after is not None else [TEST_SCORES])
-        for name in stale:  # a resumed run keeps the scores of its selected epoch, which may precede the checkpoint
+        # a resumed run keeps its last summary and the scores of its selected epoch (which may precede the checkpoint)
+        stale = [DONE, ERROR] + ([] if resume_after is not None else [SUMMARY, TEST_SCORES])
+        for name in stale:
             (self.dir / name).unlink(missing_ok=True)
-        if self._lines:
+        if self._lines:  # replaced in one step: a kill here leaves the old records, never none
             write_text_atomic(self.dir / METRICS, "\n".join(self._lines) + "\n")
+        else:
+            (self.dir / METRICS).unlink(missing_ok=True)
 
     def inherit_metrics(self, source: Path, up_to: int) -> None:
         """Start ``metrics.jsonl`` with ``source``'s records of epochs ≤ ``up_to``, marked ``inherited_from``."""

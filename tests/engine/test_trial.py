@@ -52,6 +52,7 @@ def test_run_directory_contract(synth_root, tmp_path):
     for r in records:
         assert r.keys() >= KEYS and all(0.0 <= r[k] <= 1.0 for k in KEYS)
         assert r["gamma_from"] == "val" and r["score_space"] == "softmax" and r["time_s"] > 0
+        assert r["accuracy"] == "per_class"  # the default: per-class means (xlsa17)
     # test reuses the gamma chosen on val at the same epoch
     assert records[0]["gamma"] == records[1]["gamma"]
 
@@ -113,7 +114,6 @@ def test_a_paused_run_reopened_continues_where_it_stopped(synth_root, tmp_path):
     assert not reopen_stopped(run)  # a completed run stays finished
 
 
-@ModelFamily(name="nan", tiny="nan_test", transform=TINY_TRANSFORM, registry=MODELS).variant("nan_test")
 def _nan_model(num_attributes: int, image_size: int) -> ZslModel:
     class Nan(ZslModel):
         def __init__(self):
@@ -126,7 +126,15 @@ def _nan_model(num_attributes: int, image_size: int) -> ZslModel:
     return Nan()
 
 
-def test_nan_loss_fails_the_trial_with_a_record(synth_root, tmp_path):
+@pytest.fixture
+def nan_model(monkeypatch):
+    """``nan_test`` registered for one test only: the registry-wide conformance tests never see it."""
+    for attr in ("_entries", "_providers"):
+        monkeypatch.setattr(MODELS, attr, dict(getattr(MODELS, attr)))
+    ModelFamily(name="nan", tiny="nan_test", transform=TINY_TRANSFORM, registry=MODELS).variant("nan_test")(_nan_model)
+
+
+def test_nan_loss_fails_the_trial_with_a_record(nan_model, synth_root, tmp_path):
     with pytest.raises(TrialFailed, match="epoch 1: loss is nan"):
         run_trial(small_cfg(synth_root, model={"name": "nan_test", "options": {}}), tmp_path / "run")
     run = tmp_path / "run"
@@ -140,6 +148,24 @@ def test_final_stage_uses_fixed_gamma_and_test_only(synth_root, tmp_path):
     assert {r["split"] for r in records} == {"test"}
     assert all(r["gamma"] == 0.1 and r["gamma_from"] == "fixed" for r in records)
     assert summary["best_by_val"]["val"] is None and summary["best_by_val"]["epoch"] == 2
+
+
+def test_per_sample_accuracy_is_the_overall_accuracy_and_is_recorded(synth_root, tmp_path):
+    """eval.accuracy=per_sample: CZSL, U and S as the official DUET --all computes them (correct / samples)."""
+    cfg = small_cfg(synth_root, meta={"stage": "final"}, eval={"gamma": 0.0, "accuracy": "per_sample"})
+    summary = run_trial(cfg, tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert summary["accuracy"] == "per_sample" and all(r["accuracy"] == "per_sample" for r in records)
+    saved = np.load(tmp_path / "run" / "test_scores.npz")
+    rec = next(r for r in records if r["epoch"] == int(saved["epoch"]))
+    scores, y, seen, unseen = saved["scores"], saved["y_true"], saved["seen"], saved["unseen"]
+    labels = np.sort(np.concatenate([seen, unseen]))
+    pred = labels[np.argmax(scores[:, labels], axis=1)]  # gamma 0: plain argmax over the label space
+    u_rows, s_rows = np.isin(y, unseen), np.isin(y, seen)
+    czsl_pred = unseen[np.argmax(scores[u_rows][:, unseen], axis=1)]
+    assert rec["u"] == pytest.approx(np.mean(pred[u_rows] == y[u_rows]))
+    assert rec["s"] == pytest.approx(np.mean(pred[s_rows] == y[s_rows]))
+    assert rec["czsl"] == pytest.approx(np.mean(czsl_pred == y[u_rows]))
 
 
 def test_missing_dataset_is_a_user_error(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -285,7 +286,7 @@ def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-@pytest.mark.parametrize("name", ["../../X", "ABS", "..", ".", "a/b", "x y", "~"])
+@pytest.mark.parametrize("name", ["../../X", "ABS", "..", ".", "a/b", "a\\b", "x\ny", "~", "", "n" * 201])
 def test_name_option_outside_results_is_one_line(name, sweep_setup, tmp_path, capsys):
     space, results = sweep_setup
     name = str(tmp_path / "abs" / "X") if name == "ABS" else name
@@ -307,6 +308,266 @@ def test_name_in_space_file_outside_results_is_one_line(sweep_setup, tmp_path, c
 def test_plain_names_pass():
     from zsl_bench.search.space import SweepSettings, sweep_name_problem
 
-    for name in ("cub-vmamba", "sweep_2.v1", "A", "..x"):
+    for name in ("cub-vmamba", "sweep_2.v1", "A", "..x", "cancel me", 'o\'brien "quick" sweep'):
         assert sweep_name_problem(name) is None
         assert SweepSettings(name=name).name == name
+
+
+# -------------------------------------------------------------- finding 5: listed images stay in the dataset root
+
+
+def listed_copy(synth_root: Path, tmp_path: Path, first: str) -> tuple[Path, str]:
+    """A copy of the synthetic dataset whose image_files.txt lists ``first`` as its first image."""
+    import shutil
+
+    root = tmp_path / "deep" / "er" / "synth"
+    shutil.copytree(synth_root, root)
+    lines = (root / "image_files.txt").read_text().splitlines()
+    original = lines[0].split("\t")[0]
+    lines[0] = f"{first}\t{lines[0].split(chr(9))[1]}"
+    (root / "image_files.txt").write_text("\n".join(lines) + "\n")
+    return root, original
+
+
+@pytest.mark.parametrize("first", ["../../../../etc/passwd", "images/../../../../../etc/passwd", "/etc/passwd"])
+def test_an_image_path_leaving_the_root_is_one_line(first, synth_root, tmp_path, capsys):
+    root, _ = listed_copy(synth_root, tmp_path, first)
+    line = one_line_error(capsys, main(["data", "inspect", "--dataset", "synth", "--root", str(root)]))
+    assert "image_files.txt line 1 " in line and "passwd" in line
+
+
+@pytest.mark.parametrize("link", ["file", "folder"])
+def test_an_image_linked_outside_the_root_is_one_line(link, synth_root, tmp_path, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"not yours")
+    if link == "file":
+        root, _ = listed_copy(synth_root, tmp_path, "images/evil.png")
+        (root / "images" / "evil.png").symlink_to(outside / "secret.png")
+    else:
+        root, _ = listed_copy(synth_root, tmp_path, "images/evil/secret.png")
+        (root / "images" / "evil").symlink_to(outside)
+    line = one_line_error(capsys, main(["data", "inspect", "--dataset", "synth", "--root", str(root)]))
+    assert "image_files.txt line 1 " in line and "symbolic link" in line
+
+
+def test_links_inside_the_root_and_a_linked_root_pass(synth_root, tmp_path, capsys):
+    root, original = listed_copy(synth_root, tmp_path, "images/alias.png")
+    (root / "images" / "alias.png").symlink_to(root / original)
+    (tmp_path / "linked").symlink_to(root)  # the whole dataset folder linked in: allowed
+    for where in (root, tmp_path / "linked"):
+        assert main(["data", "inspect", "--dataset", "synth", "--root", str(where), "--json"]) == 0
+        assert '"images_missing": 0' in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ finding 4: fetched links cannot leave --root
+
+
+@pytest.fixture
+def served(tmp_path):
+    """``served(name, body)`` puts a file on an HTTP server of 127.0.0.1 and returns the server's URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            """No access log on stderr (the tests count its lines)."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+
+    def serve(name: str, body: bytes) -> str:
+        (folder / name).write_bytes(body)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def linked_tgz(link_target: str) -> bytes:
+    """A SUN-like archive: ``top/images/a.jpg`` and ``top/UPLINK -> link_target`` (inside the tree as packed)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name in ("top", "top/images"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            tf.addfile(info)
+        info = tarfile.TarInfo("top/images/a.jpg")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"1"))
+        info = tarfile.TarInfo("top/UPLINK")
+        info.type, info.linkname = tarfile.SYMTYPE, link_target
+        tf.addfile(info)
+    return buf.getvalue()
+
+
+def links_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_symlink()]
+
+
+@pytest.mark.parametrize("target", ["..", "images", "../.."])
+def test_a_fetched_archive_with_links_is_refused_and_kept_aside(target, served, tmp_path, capsys):
+    root = tmp_path / "data" / "SUN"
+    url = served("SUNAttributeDB_Images.tar.gz", linked_tgz(target))
+    argv = ["data", "fetch", "sun", "--root", str(root), "--mirror", url]
+    line = one_line_error(capsys, main(argv))
+    assert "'top/UPLINK' is a symbolic link" in line
+    downloads = root / ".zsl-fetch" / "downloads"
+    aside = downloads / "SUNAttributeDB_Images.tar.gz.refused"
+    assert str(aside) in line and aside.is_file()
+    assert sorted(p.name for p in downloads.iterdir()) == [aside.name]  # the archive itself is not kept to retry
+    assert not links_under(tmp_path / "data") and not (root / "images").exists()
+    assert sorted(p.name for p in (root / ".zsl-fetch").iterdir()) == ["downloads"]  # no staging, no state
+    line = one_line_error(capsys, main(argv))  # a rerun downloads afresh and refuses that copy: still one line
+    assert "symbolic link" in line
+
+
+def test_a_plain_fetch_leaves_no_empty_downloads_folder(served, tmp_path, capsys):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("top/images/a.jpg")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"1"))
+    root = tmp_path / "SUN"
+    url = served("SUNAttributeDB_Images.tar.gz", buf.getvalue())
+    assert main(["data", "fetch", "sun", "--root", str(root), "--mirror", url]) == 0
+    assert (root / "images" / "a.jpg").is_file()
+    assert not (root / ".zsl-fetch" / "downloads").exists()
+
+
+# ------------------------------------------- finding 2: --resume unpickles nothing; integrity: no repeated top-up
+
+
+def sweep_space(tmp_path: Path, synth_root: Path, name: str, sweep: dict, space: dict) -> Path:
+    """A one-epoch space file on the synthetic data."""
+    doc = {
+        "base": "quickstart",
+        "set": {"data.root": str(synth_root), "train.epochs": 1, "model.options.width": 8},
+        "sweep": {"name": name, "scheduler": "fifo", "top_k": 0, "resources_per_trial": {"cpu": 1}, **sweep},
+        "space": space,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def search_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+def lr_of(run: Path) -> float:
+    return yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_grid_resume_unpickles_nothing_and_runs_each_point_once(synth_root, tmp_path, cli):
+    grid = [0.001, 0.002, 0.003]
+    space = sweep_space(
+        tmp_path, synth_root, "g", {"searcher": "grid", "num_samples": 1, "max_concurrent": 2},
+        {"optim.lr": {"type": "grid", "values": grid}},
+    )  # fmt: skip
+    results, marker = tmp_path / "results", tmp_path / "PWNED"
+    code, _, err = cli("sweep", "--space", str(space), "--results", str(results))
+    assert code == 0, err[-3000:]
+    sweep_dir = results / "g"
+    first, second, _ = search_dirs(sweep_dir)
+    lost = lr_of(first)
+    shutil.rmtree(first)  # a trial the killed driver never recorded
+    (second / "done").unlink()  # one it was running
+    stamp = {d.name: (d / "done").stat().st_mtime_ns for d in search_dirs(sweep_dir) if (d / "done").exists()}
+    pkl = sweep_dir / "_ray" / "search" / "tuner.pkl"
+    pkl.parent.mkdir(parents=True, exist_ok=True)
+    pkl.write_bytes(pickle.dumps(Payload(marker)))  # Tune's restore would run it
+    code, out, err = cli("sweep", "--space", str(space), "--results", str(results), "--resume")
+    assert code == 0, err[-3000:]
+    assert not marker.exists()
+    runs = search_dirs(sweep_dir)
+    assert sorted(lr_of(d) for d in runs) == grid and all((d / "done").exists() for d in runs), runs
+    assert lost in [lr_of(d) for d in runs if d.name not in stamp and d.name != second.name]
+    for name, mtime in stamp.items():  # the finished point was not run again
+        assert (sweep_dir / name / "done").stat().st_mtime_ns == mtime
+    assert "search 3 completed" in out
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_an_optuna_top_up_does_not_repeat_a_drawn_configuration(synth_root, tmp_path, cli):
+    space = sweep_space(
+        tmp_path, synth_root, "o", {"searcher": "optuna", "num_samples": 2, "max_concurrent": 2, "seed": 3},
+        {"optim.lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-1, "log": True}},
+    )  # fmt: skip
+    results = tmp_path / "results"
+    code, _, err = cli("sweep", "--space", str(space), "--results", str(results))
+    assert code == 0, err[-3000:]
+    sweep_dir = results / "o"
+    drawn = {lr_of(d) for d in search_dirs(sweep_dir)}
+    shutil.rmtree(search_dirs(sweep_dir)[0])  # lost with the driver: the resume draws one trial
+    code, _, err = cli("sweep", "--space", str(space), "--results", str(results), "--resume")
+    assert code == 0, err[-3000:]
+    runs = search_dirs(sweep_dir)
+    assert len(runs) == 2 and all((d / "done").exists() for d in runs)
+    new = [lr_of(d) for d in runs if lr_of(d) not in drawn]
+    assert len(new) == 1, (drawn, [lr_of(d) for d in runs])  # not a draw the interrupted sweep had made
+
+
+# ------------------------------------------- findings 8 and 9: a sweep's own Ray is private and keeps metrics local
+
+PROBE = """
+import glob, json, os, stat, psutil
+os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0123456789abcdef0123456789abcdef")
+from zsl_bench.search.tune_backend import _start_local_ray
+import ray
+temp = _start_local_ray(1, False, None)
+@ray.remote
+def pid():
+    return os.getpid()
+ray.get(pid.remote())  # a worker process up too
+me = psutil.Process()
+procs = {p.pid: p for p in me.children(recursive=True)} | {me.pid: me}
+listen = [[c.laddr.ip, c.laddr.port, procs[c.pid].name()] for c in psutil.net_connections("inet")
+          if c.status == psutil.CONN_LISTEN and c.pid in procs]
+shared = []
+for folder, dirs, _ in os.walk(temp / "ray"):
+    shared += [os.path.join(folder, d) for d in dirs if stat.S_IMODE(os.stat(os.path.join(folder, d)).st_mode) & 0o002]
+ports = [int(open(f).read()) for f in glob.glob(str(temp / "ray/session_latest/metrics_export_port_*"))]
+info = os.stat(temp)
+print(json.dumps({"temp": str(temp), "mode": stat.S_IMODE(info.st_mode), "uid": info.st_uid, "uid_me": os.getuid(),
+                  "listen": listen, "shared": shared, "metrics_ports": ports}))
+ray.shutdown()
+import shutil; shutil.rmtree(temp)  # what run_sweep does at the end
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_sweeps_ray_is_private_and_its_metrics_listen_on_loopback(tmp_path):
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(got["temp"]).name.startswith("zslray-")
+    assert got["mode"] == 0o700 and got["uid"] == got["uid_me"]
+    assert got["shared"], "Ray no longer makes its folders 0777: the private folder above them may be unneeded"
+    anywhere = [entry for entry in got["listen"] if entry[0] == "0.0.0.0"]
+    assert not anywhere, anywhere  # the Prometheus servers (metrics export, dashboard, autoscaler) included
+    by_port = {port: ip for ip, port, _ in got["listen"]}
+    assert got["metrics_ports"] and all(by_port.get(p) == "127.0.0.1" for p in got["metrics_ports"]), got
+    grpc = {name for ip, _, name in got["listen"] if ip == "::"}  # token-checked gRPC, see cluster/README.md
+    assert grpc <= {"gcs_server", "raylet", "python", "ray::IDLE", "ray::DashboardAgent", "ray::pid"}, grpc

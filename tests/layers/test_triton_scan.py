@@ -39,7 +39,7 @@ def test_the_kernels_match_the_float64_reference_under_the_interpreter() -> None
 
 def test_each_backend_is_chosen_when_expected(monkeypatch) -> None:
     monkeypatch.delenv(SCAN_ENV, raising=False)
-    monkeypatch.delenv(ss.FUSED_ENV, raising=False)
+    monkeypatch.setenv(ss.FUSED_ENV, "0")  # the CPU default (fused) is tested in test_fused_scan.py
     monkeypatch.setattr(ss, "_TRITON_BROKEN", [])
     before = ss.scan_backends_run()
     monkeypatch.setattr(ss, "_cuda_scan", lambda: pytest.fail("a kernel was looked up for CPU tensors"))
@@ -108,7 +108,7 @@ def test_the_zeromamba_model_records_its_scan(monkeypatch) -> None:
     from zsl_bench.models import build_model
 
     monkeypatch.delenv(SCAN_ENV, raising=False)
-    monkeypatch.delenv(ss.FUSED_ENV, raising=False)
+    monkeypatch.setenv(ss.FUSED_ENV, "0")  # the CPU default (fused) is tested in test_fused_scan.py
     torch.manual_seed(0)
     model = build_model("zeromamba_test", 13, 64)
     assert model.provenance()["scan"] == "none run yet (auto on cpu: torch)" or torch.cuda.is_available()

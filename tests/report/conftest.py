@@ -35,6 +35,7 @@ rows:
     results:
       cub: {czsl: 70.1, u: 60.2, s: 70.3, h: 64.9}
       sun: {czsl: 60.0, u: 40.0, s: 30.0, h: 34.3}
+      awa2: {czsl: 50.0, u: 40.0, s: 80.0, h: 53.3, accuracy: per_sample, accuracy_source: its script passes --all}
   - method: Other_Net
     backbone: ViT-B
     source: another table
@@ -68,6 +69,7 @@ def write_run(
     error: str | None = None,
     finished_at: float | None = None,
     epochs: int = 4,
+    accuracy: str | None = None,
 ) -> Path:
     """One run directory as the engine writes it (``oracle``: the test block of ``best_by_test``)."""
     test = test or gzsl(0.6, 0.4, 0.5)
@@ -80,7 +82,7 @@ def write_run(
             "data": {"name": dataset, "root": f"/data/{dataset}"},
             "train": {"epochs": epochs, "seed": seed, "device": "auto"},
             "optim": {"name": "adamw", "lr": lr},
-            "eval": {"score_space": "softmax", "gamma": None},
+            "eval": {"score_space": "softmax", "gamma": None, **({"accuracy": accuracy} if accuracy else {})},
             "meta": {"sweep": root.name, "trial_id": name, "stage": stage, "parent": parent},
         }
     )
@@ -153,7 +155,7 @@ def results_tree(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def reference_dir(tmp_path: Path) -> Path:
-    """A folder with one small reference YAML (cub and sun rows; an awa2 H-only row)."""
+    """A folder with one small reference YAML (cub and sun rows, a per-sample awa2 row; an awa2 H-only row)."""
     ref = tmp_path / "reference"
     ref.mkdir()
     (ref / "papers.yaml").write_text(REFERENCE_YAML)

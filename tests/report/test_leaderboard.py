@@ -156,7 +156,7 @@ def test_empty_results(tmp_path):
     assert board.rows == [] and board.skipped.total == 0
     assert render(board, "json") == "[]"
     assert render(board, "md").endswith("No finished runs.")
-    assert render(board, "csv").splitlines() == [",".join((*ROW_KEYS, "backbone", "source"))]
+    assert render(board, "csv").splitlines() == [",".join((*ROW_KEYS, "backbone", "source", "accuracy_source"))]
 
 
 @pytest.mark.parametrize(
@@ -183,3 +183,25 @@ def test_odd_config_values_do_not_crash(results_tree):
     rows, notes = aggregate(collect(results_tree))
     assert keyed(rows)[("awa2", "vit_test", "val")].n_seeds == 2
     assert any("only 1 distinct seeds" in n for n in notes)
+
+
+def test_per_sample_runs_get_rows_of_their_own_marked(results_tree, reference_dir):
+    from tests.report.conftest import gzsl, write_run
+
+    kw = {"dataset": "awa2", "model": "vit_test", "stage": "final", "accuracy": "per_sample", "compute_s": 36}
+    for seed in range(2):
+        write_run(results_tree / "persample", f"p-seed{seed}", seed=seed, test=gzsl(0.99, 0.99, 0.99), **kw)
+    rows, _ = aggregate(collect(results_tree))
+    awa2 = [r for r in rows if r.dataset == "awa2" and r.protocol == "val"]
+    by = {r.accuracy: r for r in awa2}
+    assert set(by) == {"per_class", "per_sample"}  # never averaged together
+    assert by["per_class"].czsl == pytest.approx(32.0) and by["per_sample"].czsl == pytest.approx(99.0)
+    assert by["per_sample"].trials == 2 and by["per_class"].trials == 3  # cost follows the row
+    md = render(build(results_tree, reference_dir), "md")
+    czsl = md[md.index("protocol `val`") : md.index("protocol `test`")].split("### GZSL")[0]
+    assert md_line(czsl, "vit_test", "measured")[2] == "**32.0 ± 2.8**"  # per-class: the bold stays here
+    assert md_line(czsl, "vit_test", "measured, per-sample")[2] == "99.0 ± 0.0†"  # higher, marked, never bold
+    assert md_line(czsl, "PaperNet (CVPR'99)", "reported")[2] == "50.0†"
+    assert "†: per-sample (overall) accuracy" in md
+    data = json.loads(render(build(results_tree), "json"))
+    assert {(r["dataset"], r["accuracy"]) for r in data if r["model"] == "vit_test"} >= {("awa2", "per_sample")}

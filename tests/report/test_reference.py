@@ -44,3 +44,35 @@ def test_bad_reference_file(tmp_path, text, message):
     with pytest.raises(UserError) as info:
         load_reference(tmp_path)
     assert message in str(info.value) and "r.yaml" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_shipped_duet_rows_say_which_metric_they_used():
+    rows = {r.dataset: r for r in load_reference(SHIPPED) if r.model.startswith("DUET")}
+    assert rows["cub"].accuracy == "per_class" and rows["cub"].accuracy_source is None
+    for dataset, script in (("awa2", "AWA2/AWA2_GZSL.sh"), ("sun", "SUN/SUN_GZSL.sh")):
+        assert rows[dataset].accuracy == "per_sample" and script in rows[dataset].accuracy_source
+    others = [r for r in load_reference(SHIPPED) if not r.model.startswith("DUET")]
+    assert all(r.accuracy == "per_class" for r in others)
+
+
+def test_accuracy_of_a_row_and_of_a_dataset(tmp_path):
+    (tmp_path / "r.yaml").write_text(
+        "rows:\n  - {method: M, backbone: B, source: S, accuracy: per_sample,\n"
+        "     results: {cub: {h: 1, accuracy_source: T}, sun: {h: 2, accuracy: per_class}}}\n"
+    )
+    rows = {r.dataset: r for r in load_reference(tmp_path)}
+    assert (rows["cub"].accuracy, rows["cub"].accuracy_source) == ("per_sample", "T")
+    assert (rows["sun"].accuracy, rows["sun"].accuracy_source) == ("per_class", None)
+
+
+@pytest.mark.parametrize(
+    ("results", "message"),
+    [
+        ("{cub: {h: 1, accuracy: overall}}", "results.cub.accuracy"),
+        ("{cub: {h: 1, accuracy: per_sample}}", "results.cub.accuracy_source"),  # per-sample needs its source
+    ],
+)
+def test_bad_accuracy_entries(tmp_path, results, message):
+    (tmp_path / "r.yaml").write_text(f"rows:\n  - {{method: M, backbone: B, source: S, results: {results}}}\n")
+    with pytest.raises(UserError, match=message.replace(".", r"\.")):
+        load_reference(tmp_path)

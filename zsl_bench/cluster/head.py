@@ -2,8 +2,8 @@
 
 A cluster lives in a *cluster directory* (default ``$ZSL_BENCH_CLUSTER_DIR`` or
 ``~/.local/state/zsl-bench/cluster``, mode 0700) holding ``auth_token`` (0600), ``cluster.json`` (address, dashboard
-URL, Ray temp dir, the PIDs started) and ``ray-start.log``. Ray's own temp dir is a short ``/tmp/zslray-*`` path
-(Unix socket paths are limited to 107 bytes) and is removed by ``down``.
+URL, Ray temp dir, the PIDs started) and ``ray-start.log``. Ray's own temp dir is ``ray/`` inside a short private
+``/tmp/zslray-*`` folder (:func:`private_temp_dir`; Unix socket paths are limited to 107 bytes), removed by ``down``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -84,7 +85,15 @@ def load_state(cluster_dir: Path) -> ClusterState | None:
         return None
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: unreadable cluster state ({exc}); remove it after checking no cluster runs") from None
-    return ClusterState(**raw)
+    try:  # every field, of the right kind: `down` signals the recorded PIDs
+        state = ClusterState(**raw)
+        state.processes()
+    except (TypeError, ValueError, IndexError) as exc:
+        problem = str(exc).replace("ClusterState.__init__() ", "")
+        raise UserError(
+            f"{path}: not a cluster record of zsl-bench ({problem}); stop its processes yourself, then remove it"
+        ) from None
+    return state
 
 
 def is_running(state: ClusterState) -> bool:
@@ -130,7 +139,7 @@ def up(opts: HeadOptions) -> ClusterState:
 
     cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = create_token(cdir / TOKEN, replace=True)
-    temp_dir = Path(tempfile.mkdtemp(prefix="zslray-", dir=short_tmp()))
+    temp_dir = private_temp_dir()  # Ray's own temp dir is temp_dir/ray
     cluster_id = uuid.uuid4().hex
     env = token_env(token)
     env[procs.MARKER_VAR] = cluster_id
@@ -143,7 +152,7 @@ def up(opts: HeadOptions) -> ClusterState:
             f"--dashboard-port={opts.dashboard_port}",
             f"--ray-client-server-port={free_ports(1)[0]}",  # not the fixed 10001 (Ray insists on starting one)
             "--dashboard-agent-listen-port=0",  # a free port instead of the fixed 52365
-            f"--temp-dir={temp_dir}",
+            f"--temp-dir={temp_dir / 'ray'}",
             "--disable-usage-stats",
             f"--num-cpus={_num_cpus(opts)}",
             *([f"--num-gpus={opts.num_gpus}"] if opts.num_gpus is not None else []),
@@ -170,7 +179,8 @@ def up(opts: HeadOptions) -> ClusterState:
     try:
         if code != 0:
             raise UserError(f"ray start failed (exit {code}): {_last_error(log_path)}; full log: {log_path}")
-        state.address = (temp_dir / "ray_current_cluster").read_text().strip()
+        check_private(temp_dir)
+        state.address = (temp_dir / "ray" / "ray_current_cluster").read_text().strip()
         state.procs = [p.to_list() for p in procs.marked(cluster_id)]
         _write_state(cdir, state)  # recorded before waiting, so `down` can stop a head that never got ready
         client = DashboardClient(url, read_token(token))
@@ -262,6 +272,25 @@ def attach_env(address: str, cluster_dir: Path | None = None) -> str:
     os.environ["RAY_AUTH_TOKEN_PATH"] = state.token_file
     os.environ.pop("RAY_AUTH_TOKEN", None)  # set but empty: would still shadow the file
     return str(cdir)
+
+
+def private_temp_dir() -> Path:
+    """A new folder ``zslray-*`` (mode 0700, see :func:`short_tmp`) for Ray's temp dir, ``<it>/ray``.
+
+    Ray makes its temp dir and everything in it (sessions, logs, sockets, runtime envs) mode 0777 without the sticky
+    bit (``ray._common.utils.try_make_directory_shared``), so other users could replace sockets or read logs; one
+    private folder above it keeps them out. :func:`check_private` tells whether it stayed so."""
+    return Path(tempfile.mkdtemp(prefix="zslray-", dir=short_tmp()))
+
+
+def check_private(folder: Path) -> None:
+    """Raise ``UserError`` unless ``folder`` is still a directory of this user with mode 0700."""
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) != 0o700:
+        raise UserError(
+            f"Ray's temp folder {folder} is no longer private (mode {stat.S_IMODE(info.st_mode):o}, owner "
+            f"{info.st_uid}); remove it and check who else changes files under {folder.parent}"
+        )
 
 
 def ray_start_command(args: list[str]) -> list[str]:

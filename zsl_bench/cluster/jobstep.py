@@ -13,13 +13,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from zsl_bench.cluster.dashboard import DashboardClient
-from zsl_bench.cluster.head import ray_start_command, short_tmp
+from zsl_bench.cluster.head import private_temp_dir, ray_start_command
 from zsl_bench.errors import UserError
 
 _NODE_ADDR = re.compile(r"(?:^|\s)NodeAddr=(\S+)")
@@ -48,9 +47,9 @@ def run_ray_node(ray_args: list[str], stop_grace_s: float = 10.0) -> int:
     drain-on-SIGTERM is off (``RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0``): when SLURM ends a step every process of
     it gets SIGTERM at once, the GCS is gone, and the drain request would only wait out its timeout.
     """
-    temp = Path(tempfile.mkdtemp(prefix="zslray-", dir=short_tmp()))
+    temp = private_temp_dir()  # 0700: Ray makes its own temp dir (temp/ray) and all in it 0777
     env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
-    cmd = ray_start_command([*ray_args, "--block", f"--temp-dir={temp}"])
+    cmd = ray_start_command([*ray_args, "--block", f"--temp-dir={temp / 'ray'}"])
     child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
     stop_asked: list[float] = []
 

@@ -22,15 +22,18 @@ Steps, each resumable and idempotent:
    official checksum is published for AwA2, SUN, aPY and xlsa17 that we could confirm), the archive is accepted on
    first use, its sha256 printed and recorded. A mismatch renames the archive to
    ``<file>.sha256-mismatch`` (kept aside, not unpacked) and fails with exit code 2.
-3. Unpack into a staging folder beside the destination (members with absolute paths, ``..`` or links leaving
-   the tree are refused), then move the entries into place with ``os.replace``. Existing files or folders that
+3. Unpack into a staging folder beside the destination (members with absolute paths or ``..``, devices, symbolic
+   links — a link inside the tree may leave ``--root`` once the entries move up — and hard links leaving the tree are
+   refused; a refused archive is renamed ``<file>.refused``, kept aside like a mismatch), then move the entries into
+   place with ``os.replace``. Existing files or folders that
    are not identical and not from an interrupted earlier run of this command are never overwritten.
 4. Record ``ROOT/.zsl-fetch/<target>.json``; a later run finds it (or finds the layout already present) and does
-   nothing. The archive is deleted unless ``--keep-archives``.
+   nothing. The archive is deleted unless ``--keep-archives`` (and ``downloads/`` with it when left empty).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -42,6 +45,7 @@ import tarfile
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable
@@ -320,18 +324,24 @@ def terminal_progress(stream: TextIO = sys.stderr) -> Progress:
 # ------------------------------------------------------------------------------------------------ unpack
 
 
+class BadArchive(UserError):
+    """The archive's content is refused (unsafe member, link, unreadable, not the expected tree): it is kept aside."""
+
+
 def _safe_member(name: str, archive: Path) -> None:
     path = PurePosixPath(name.replace("\\", "/"))
     drive = bool(path.parts) and path.parts[0].endswith(":")
     if path.is_absolute() or ".." in path.parts or drive:
-        raise UserError(f"{archive} holds an unsafe member path {name!r}; it was not unpacked")
+        raise BadArchive(f"{archive} holds an unsafe member path {name!r}; it was not unpacked")
 
 
 def unpack(archive: Path, into: Path) -> None:
     """Extract a zip or tar(.gz) archive into the folder ``into`` (refusing unsafe members).
 
     Raises:
-        UserError: not an archive, corrupt, or a member that would land outside ``into``.
+        BadArchive: not an archive, corrupt, a symbolic link or device member, or a member that would land
+            outside ``into``.
+        UserError: the unpacking itself failed (disk full).
     """
     try:
         if zipfile.is_zipfile(archive):
@@ -342,15 +352,26 @@ def unpack(archive: Path, into: Path) -> None:
             return
         with tarfile.open(archive, "r:*") as tf:
             for member in tf.getmembers():
-                _safe_member(member.name, archive)
-                if member.isdev() or ((member.issym() or member.islnk()) and _link_escapes(member)):
-                    raise UserError(f"{archive} member {member.name!r} is a device or a link leaving the tree")
+                _check_tar_member(member, archive)
             tf.extractall(into, filter="data")
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
         what = f"{type(exc).__name__}: {one_line(exc)}"
-        raise UserError(f"{archive} is not a readable zip/tar archive ({what})") from None
+        raise BadArchive(f"{archive} is not a readable zip/tar archive ({what})") from None
     except OSError as exc:
         raise UserError(f"cannot unpack {archive} into {into} ({one_line(exc)}); check the free disk space") from None
+
+
+def _check_tar_member(member: tarfile.TarInfo, archive: Path) -> None:
+    """Refuse unsafe paths, devices, every symbolic link (one inside the tree, ``top/UP -> ..``, leaves the root
+    once ``top``'s entries move up; the datasets' archives hold none) and hard links leaving the tree."""
+    _safe_member(member.name, archive)
+    if member.issym():
+        raise BadArchive(
+            f"{archive} member {member.name!r} is a symbolic link (to {member.linkname!r}); dataset archives hold "
+            "plain files and folders only, so it was not unpacked"
+        )
+    if member.isdev() or (member.islnk() and _link_escapes(member)):
+        raise BadArchive(f"{archive} member {member.name!r} is a device or a link leaving the tree")
 
 
 def _link_escapes(member: tarfile.TarInfo) -> bool:
@@ -375,7 +396,7 @@ def _find_base(staging: Path, anchor: str, archive: Path) -> Path:
         candidates = [d for c in candidates for d in sorted(c.iterdir()) if d.is_dir()]
     found = [c for c in candidates if (c / anchor).exists()]
     if not found:
-        raise UserError(f"{archive} does not contain {anchor}; is it the right archive? (kept, not installed)")
+        raise BadArchive(f"{archive} does not contain {anchor}; is it the right archive? (not installed)")
     return found[0]
 
 
@@ -423,6 +444,20 @@ def default_fetch_root(target: Target) -> Path:
     return dataset_spec(target.name).default_root()
 
 
+def _check_arguments(root: Path, mirror: str | None) -> None:
+    """``UserError`` before anything is written: ``mirror`` must be an http(s) URL with a host, and ``root`` a
+    folder or a path where one can be made."""
+    if mirror is not None:
+        url = urllib.parse.urlsplit(mirror)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise UserError(f"--mirror {mirror}: not an http(s) URL; give a base URL such as https://host/path")
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise UserError(f"--root {root}: {path} is a file, not a folder; give a folder to unpack into")
+            return
+
+
 def fetch(
     name: str,
     root: Path | None = None,
@@ -452,6 +487,7 @@ def fetch(
     """
     target = fetch_target(name)
     root = Path(root if root is not None else default_fetch_root(target)).resolve()
+    _check_arguments(root, mirror)
     log = log or (lambda _msg: None)
     sha256 = dict(sha256 or {})
     state_path = _state_path(root, target)
@@ -483,9 +519,15 @@ def fetch(
             )
         result.archives[archive.filename] = {"sha256": got, "checked": checked}
         state.setdefault("archives", {})[archive.filename] = result.archives[archive.filename]
-        result.placed.extend(_install(target, archive, path, root, state, state_path))
+        try:
+            result.placed.extend(_install(target, archive, path, root, state, state_path))
+        except BadArchive as exc:
+            aside = path.with_name(path.name + ".refused")
+            os.replace(path, aside)
+            raise UserError(f"{exc}; kept aside as {aside}: delete it to retry") from None
         if not keep_archives:
             path.unlink(missing_ok=True)
+            _remove_if_empty(downloads)
         if expected is None:  # said after success, so that a failure stays one line
             log(
                 f"no official sha256 is known for {archive.filename}; got {got}: compare it with a trusted source "
@@ -494,6 +536,12 @@ def fetch(
     state.update(target=target.name, complete=True, placed=result.placed)
     _write_state(state_path, state)
     return result
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` when nothing is left in it."""
+    with contextlib.suppress(OSError):  # not empty (kept archives, an aside file) or already gone
+        folder.rmdir()
 
 
 def _expected(archive: Archive, given: dict[str, str], recorded: str | None) -> tuple[str | None, str]:

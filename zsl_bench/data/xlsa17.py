@@ -322,7 +322,8 @@ def read_image_list(path: Path) -> tuple[list[str], np.ndarray]:
         ``[N]`` int64 0-based class indices into ``allclasses_names``.
 
     Raises:
-        UserError: the file is missing or a line is not ``<relative path><TAB><label >= 1>``.
+        UserError: the file is missing, a line is not ``<relative path><TAB><label >= 1>``, or a listed path
+            leaves the list's folder (absolute, with ``..``, or through a symbolic link that resolves outside it).
     """
     path = Path(path)
     if not path.is_file():
@@ -336,10 +337,30 @@ def read_image_list(path: Path) -> tuple[list[str], np.ndarray]:
         raise UserError(f"{path} cannot be read as UTF-8 text ({one_line(exc)}); fix or replace it") from exc
     files: list[str] = []
     labels = np.empty(len(lines), dtype=np.int64)
+    root = os.path.realpath(path.parent)
+    folders: dict[str, str] = {}  # resolved folders of the listed paths, each resolved once
     for i, line in enumerate(lines):
         rel, labels[i] = _parse_image_line(line, path, i + 1)
+        if not _resolves_inside(root, rel, folders):
+            raise UserError(
+                f"{path} line {i + 1} lists {rel!r}, which a symbolic link takes outside {path.parent}; every image "
+                "must lie inside the dataset folder (link the whole dataset folder instead of a part of it)"
+            )
         files.append(rel)
     return files, labels - 1
+
+
+def _resolves_inside(root: str, rel: str, folders: dict[str, str]) -> bool:
+    """Whether ``root/rel`` (``root`` already resolved) resolves inside ``root``, links followed; a path that
+    does not exist yet resolves through its existing part."""
+    parent, name = os.path.split(rel)
+    real_parent = folders.get(parent)
+    if real_parent is None:
+        real_parent = folders[parent] = os.path.realpath(os.path.join(root, parent))
+    full = os.path.join(real_parent, name)
+    if os.path.islink(full):
+        full = os.path.realpath(full)
+    return os.path.commonpath([root, full]) == root
 
 
 def _parse_image_line(line: str, path: Path, lineno: int) -> tuple[str, int]:
@@ -357,6 +378,10 @@ def _parse_image_line(line: str, path: Path, lineno: int) -> tuple[str, int]:
         raise UserError(f"{path} line {lineno} has label {value} < 1; labels are 1-based class indices")
     if rel.startswith("/") or os.path.isabs(rel):
         raise UserError(f"{path} line {lineno} has absolute path {rel!r}; paths must be relative to its dir")
+    if ".." in rel.replace("\\", "/").split("/"):
+        raise UserError(
+            f"{path} line {lineno} has path {rel[:80]!r} with '..'; paths must stay inside its dir (no '..' parts)"
+        )
     return rel, value
 
 

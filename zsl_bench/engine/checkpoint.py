@@ -1,5 +1,8 @@
 """Trial checkpoints in the run directory: ``checkpoint/latest.pt`` every epoch, ``checkpoint/best.pt`` on a new
-best validation H. Written atomically; read with ``torch.load(..., weights_only=True)``.
+best validation H. Written atomically (synced before the rename); read with ``torch.load(..., weights_only=True)``.
+A ``latest.pt`` that cannot be read (truncated by a crash or a full disk) falls back, with one warning, to the
+newest intact checkpoint of the run (a kept ``epoch_NNNN.pt`` or ``best.pt``, which hold the same state at an earlier
+epoch), so the trial loses a few epochs instead of restarting from the first.
 
 A checkpoint holds ``{"epoch", "model", "optimizer", "generator", "history", "compute_s"}`` — everything needed
 to continue the trial at ``epoch + 1`` with the same data order and the same selection history.
@@ -7,6 +10,7 @@ to continue the trial at ``epoch + 1`` with the same data order and the same sel
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import re
@@ -17,6 +21,8 @@ from typing import Any
 import torch
 
 from zsl_bench.errors import UserError
+
+log = logging.getLogger(__name__)
 
 DIR = "checkpoint"
 LATEST = "latest.pt"
@@ -46,8 +52,29 @@ def save(run_dir: Path, state: dict[str, Any], best: bool = False, keep: int = 0
 
 
 def load_latest(run_dir: Path) -> dict[str, Any] | None:
-    """The latest checkpoint of ``run_dir``, or None when there is none (or it cannot be read)."""
-    return load(Path(run_dir) / DIR / LATEST)
+    """The latest checkpoint of ``run_dir``, or None when there is none. An unreadable ``latest.pt`` falls back
+    to the newest intact ``epoch_NNNN.pt`` / ``best.pt`` with one warning (None, also warned, when none is)."""
+    path = Path(run_dir) / DIR / LATEST
+    state = load(path)
+    if state is not None or not path.exists():
+        return state
+    fallback = _newest_intact(path.parent)
+    if fallback is None:
+        log.warning("%s cannot be read and no earlier checkpoint is intact: the run starts afresh", path)
+        return None
+    source, state = fallback
+    log.warning("%s cannot be read: continuing from %s (epoch %s)", path, source.name, state["epoch"])
+    return state
+
+
+def _newest_intact(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The readable checkpoint of ``folder`` (kept epochs and ``best.pt``) with the highest epoch, or None."""
+    found: tuple[Path, dict[str, Any]] | None = None
+    for path in [*sorted(folder.glob("epoch_*.pt")), folder / BEST]:
+        state = load(path)
+        if state is not None and (found is None or int(state["epoch"]) > int(found[1]["epoch"])):
+            found = (path, state)
+    return found
 
 
 def load(path: Path) -> dict[str, Any] | None:
@@ -74,9 +101,11 @@ def _refused(exc: Exception) -> str:
 
 def _atomic_save(state: dict[str, Any], path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        torch.save(state, tmp)
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())  # the data is on disk before the rename makes it the checkpoint
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

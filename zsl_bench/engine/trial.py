@@ -138,6 +138,7 @@ class _Trial:
             "compute_s": round(time.perf_counter() - self.start, 3),
             "device": str(self.device),
             "stage": self.cfg.meta.stage,
+            "accuracy": self.cfg.eval.accuracy,  # how CZSL, U and S average (per_class | per_sample)
             **self.strategy.summary_info(),
             **({"model_info": self.model_info} if self.model_info else {}),
         }
@@ -264,32 +265,35 @@ def _evaluate(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """CZSL and GZSL on every evaluation set; gamma is chosen on ``val`` (or fixed by the config).
 
+    CZSL, U and S average over classes or over samples as ``cfg.eval.accuracy`` says (and every record names it).
     Returns the records by split name, and the test scores ``{"scores" [N, C], "y_true" [N], "seen", "unseen"}``
     in the calibrated score space (before gamma)."""
     gamma, gamma_from = (cfg.eval.gamma, "fixed") if cfg.eval.gamma is not None else (None, "val")
     if gamma is None and not any(ev.name == "val" for ev in proto.evals):
         gamma, gamma_from = 0.0, "fixed"  # stage final without a fixed gamma: plain argmax
     out = {}
+    acc = cfg.eval.accuracy
     for ev in proto.evals:  # "val" precedes "test", so test reuses the gamma chosen on val
         idx = ev.indices
         raw = scores_of(model, source, idx, att, cfg.eval.batch_size, spec, device)
         scores = to_score_space(raw, np.concatenate([ev.seen_classes, ev.unseen_classes]), cfg.eval.score_space)
         y = labels[idx]
         if gamma is None:
-            gamma = metrics.calibrate_gamma(scores, y, ev.seen_classes, ev.unseen_classes)
-        gz = metrics.gzsl_accuracy(scores, y, ev.seen_classes, ev.unseen_classes, gamma=gamma)
+            gamma = metrics.calibrate_gamma(scores, y, ev.seen_classes, ev.unseen_classes, accuracy=acc)
+        gz = metrics.gzsl_accuracy(scores, y, ev.seen_classes, ev.unseen_classes, gamma=gamma, accuracy=acc)
         unseen_rows = np.isin(y, ev.unseen_classes)
-        czsl = metrics.czsl_accuracy(scores[unseen_rows], y[unseen_rows], ev.unseen_classes)
+        czsl = metrics.czsl_accuracy(scores[unseen_rows], y[unseen_rows], ev.unseen_classes, accuracy=acc)
         out[ev.name] = {
             "czsl": float(czsl),
             **{k: float(v) for k, v in gz.items()},
             "gamma": float(gamma),
             "gamma_from": gamma_from,
             "score_space": cfg.eval.score_space,
+            "accuracy": acc,
         }
         if ev.name == "test":  # what the papers report: gamma calibrated on test itself (best_by_test)
-            oracle = metrics.calibrate_gamma(scores, y, ev.seen_classes, ev.unseen_classes, extra=[gamma])
-            gz = metrics.gzsl_accuracy(scores, y, ev.seen_classes, ev.unseen_classes, gamma=oracle)
+            oracle = metrics.calibrate_gamma(scores, y, ev.seen_classes, ev.unseen_classes, extra=[gamma], accuracy=acc)
+            gz = metrics.gzsl_accuracy(scores, y, ev.seen_classes, ev.unseen_classes, gamma=oracle, accuracy=acc)
             out[ev.name]["calibrated_on_test"] = {"gamma": float(oracle), **{k: float(v) for k, v in gz.items()}}
             test_scores = {"scores": scores, "y_true": y, "seen": ev.seen_classes, "unseen": ev.unseen_classes}
     return out, test_scores

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ChunkedScanFn", "FusedForwardScanFn", "chunk_plan", "sequential_forward"]
+__all__ = ["ChunkedScanFn", "chunk_plan", "sequential_forward"]
 
 _DOUBLING_MIN_CHUNKS = 16  # below this many chunks the carry loop is cheaper than the doubling scan
 _SINGLE_CHUNK_MAX_STEPS = 256  # one chunk (a plain loop over L) for sequences up to this long …
@@ -433,13 +433,7 @@ class ChunkedScanFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries=True):
-        args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries)
-        return ChunkedScanFn._forward(ctx, *args, fused=False)
-
-    @staticmethod
-    def _forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries, fused: bool):
-        """The forward of this function and of :class:`FusedForwardScanFn` (``fused``: the C++ loop makes y).
-        ``keep_carries`` False (the caller runs without grad) skips recording what a backward would need; inside
+        """``keep_carries`` False (the caller runs without grad) skips recording what a backward would need; inside
         ``forward`` grad mode is always off and ``needs_input_grad`` still reflects parameters, so only the caller
         can tell."""
         u, delta = u.contiguous(), delta.contiguous()
@@ -449,11 +443,7 @@ class ChunkedScanFn(torch.autograd.Function):
         plan = _Plan(batch, length, B.shape[1], dm // B.shape[1], A.shape[1], t, nc)
         dt = _delta(delta, delta_bias, delta_softplus)
         keep = keep_carries and any(ctx.needs_input_grad[:8])  # a backward may follow: record the chunk carries
-        if fused:
-            from zsl_bench.layers.fused_scan import fused_forward
-
-            out, last, h_in = fused_forward(dt, u, A, B, C, t, nc, keep)
-        elif sequential_forward(length, A.shape[1], step, chunk_size):
+        if sequential_forward(length, A.shape[1], step, chunk_size):
             with _one_thread_if(u.device.type == "cpu" and step < _PARALLEL_GRAIN):
                 y, last, h_in = _sequential_forward(dt, u, A, B, C, plan, keep)
             out = y.permute(1, 2, 0).contiguous()  # [L, B, Dm] → [B, Dm, L]
@@ -511,13 +501,3 @@ class ChunkedScanFn(torch.autograd.Function):
             g_dt.mul_(torch.expm1(-dt).neg_())
         g_bias = g_dt.sum((0, 2)) if ctx.has_bias else None
         return g_u, g_dt, g_A, g_B, g_C, g_D, g_z, g_bias, None, None, None
-
-
-class FusedForwardScanFn(ChunkedScanFn):
-    """:class:`ChunkedScanFn` whose forward is the compiled C++ loop of :mod:`zsl_bench.layers.fused_scan` (same
-    ``apply`` arguments, same backward). Use it only when ``fused_scan.extension()`` is not None."""
-
-    @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries=True):
-        args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk_size, keep_carries)
-        return ChunkedScanFn._forward(ctx, *args, fused=True)

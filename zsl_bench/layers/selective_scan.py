@@ -12,11 +12,10 @@ Implementations behind :func:`selective_scan` (``backend=``; :func:`selective_sc
 :func:`selective_scan_chunked` are it with the backend fixed):
 
 * ``"ref"`` — the O(L) Python loop (float64-capable); tests use it as ground truth.
-* ``"torch"`` — the CPU default, a custom autograd function with a hand-written backward
-  (:mod:`zsl_bench.layers.chunked_scan`).
-* ``"fused"`` — opt-in, CPU only: the same function with its forward replaced by a C++ loop compiled on first use
-  (:mod:`zsl_bench.layers.fused_scan`); ``"auto"`` picks it for CPU tensors when ``ZSL_BENCH_FUSED_SCAN=1``. If it
-  cannot be built, the torch scan runs (logged once).
+* ``"torch"`` — autograd function, hand-written backward (:mod:`zsl_bench.layers.chunked_scan`), any device.
+* ``"fused"`` — the CPU default: forward and backward as C++ loops compiled on first use
+  (:mod:`zsl_bench.layers.fused_scan`, once per machine, cached). Where it cannot be built (no compiler), the
+  torch scan runs (one warning per process); ``ZSL_BENCH_FUSED_SCAN=0`` opts out.
 * ``"mamba_ssm"`` (old name ``"cuda"``) — ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``, used for
   CUDA tensors when it imports. It is imported lazily, on the first CUDA call only, and any failure falls back to
   the next choice (logged once).
@@ -24,9 +23,9 @@ Implementations behind :func:`selective_scan` (``backend=``; :func:`selective_sc
   step): the choice for CUDA tensors when mamba-ssm is missing and ``triton`` imports. Under ``TRITON_INTERPRET=1``
   they also run on CPU tensors (slowly; that is how CI tests them).
 
-``"auto"`` picks, for CUDA tensors, mamba_ssm → triton → torch, and for CPU tensors torch (fused with
-``ZSL_BENCH_FUSED_SCAN=1``). ``ZSL_BENCH_SCAN=torch|triton|mamba_ssm|fused`` forces the backend of every ``"auto"``
-scan of the process (and of the trials it starts); a forced triton or mamba_ssm that cannot run raises.
+``"auto"`` picks, for CUDA tensors, mamba_ssm → triton → torch, and for CPU tensors fused → torch.
+``ZSL_BENCH_SCAN=torch|triton|mamba_ssm|fused`` forces the backend of every ``"auto"`` scan of the process (and of
+the trials it starts); a forced triton or mamba_ssm that cannot run raises.
 :func:`scan_backends_run` counts the scans each backend ran, and :class:`ScanRecord` turns that into the ``scan``
 entry of a model's provenance (``summary.json`` ``model_info``).
 
@@ -51,7 +50,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from zsl_bench.layers.chunked_scan import ChunkedScanFn, FusedForwardScanFn
+from zsl_bench.layers import fused_scan
+from zsl_bench.layers.chunked_scan import ChunkedScanFn
 
 __all__ = [
     "ScanRecord",
@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "fused", "ref", "triton", "mamba_ssm", "cuda")  # "cuda": the old name of "mamba_ssm"
 FORCEABLE = ("torch", "triton", "mamba_ssm", "fused")
 SCAN_ENV = "ZSL_BENCH_SCAN"  # one of FORCEABLE: the backend of every "auto" scan
-FUSED_ENV = "ZSL_BENCH_FUSED_SCAN"  # "1": "auto" uses the fused forward for CPU tensors (ZSL_BENCH_SCAN=fused there)
+FUSED_ENV = "ZSL_BENCH_FUSED_SCAN"  # "0": "auto" runs the torch scan for CPU tensors ("1", the default: fused)
 _RAN: Counter[str] = Counter()  # scans run per backend in this process
 _TRITON_BROKEN: list[Exception] = []  # a Triton kernel failed here: "auto" no longer picks it
 
@@ -178,13 +178,14 @@ def _scan_ref(x: _ScanArgs) -> tuple[torch.Tensor, torch.Tensor]:
 # ----------------------------------------------------------------------------------------------------------------
 def _scan_torch(x: _ScanArgs, chunk_size: int | None, fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The chunked torch scan (module docstring), on any device: same results as :func:`_scan_ref`. ``fused``:
-    the compiled forward for CPU tensors, when it builds."""
+    the compiled scan for CPU tensors, when it builds."""
     if x.u.shape[-1] == 0:
         return _scan_ref(x)
     work = _work_dtype(x.u)
     u, delta, A, B, C, D, z, delta_bias, softplus = x
     tensors = [None if t is None else t.to(work) for t in (u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias)]
-    fn = FusedForwardScanFn if fused and u.device.type == "cpu" and _fused_available() else ChunkedScanFn
+    use_fused = fused and u.device.type == "cpu" and _fused_available()
+    fn: type[torch.autograd.Function] = fused_scan.FusedScanFn if use_fused else ChunkedScanFn
     keep = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)  # a backward may follow
     out, last = fn.apply(*tensors, bool(softplus), chunk_size, keep)
     return out.to(u.dtype), last
@@ -223,9 +224,14 @@ def _triton_failed(exc: Exception) -> None:
 
 
 def _fused_available() -> bool:
-    from zsl_bench.layers.fused_scan import extension
+    return fused_scan.extension() is not None  # builds it on the first call of the process
 
-    return extension() is not None
+
+def _fused_by_default() -> bool:
+    """Whether "auto" prefers the compiled scan for CPU tensors: unless ``ZSL_BENCH_FUSED_SCAN=0``, or it was
+    already tried here and failed to build (nothing is built by this check)."""
+    off = os.environ.get(FUSED_ENV, "").strip() == "0"
+    return not off and (not fused_scan.extension_tried() or _fused_available())
 
 
 def cuda_kernel_available() -> bool:
@@ -243,8 +249,8 @@ def _forced() -> str | None:
 
 def auto_backend(device: torch.device | str, dtype: torch.dtype = torch.float32) -> str:
     """The backend ``backend="auto"`` runs for tensors of ``dtype`` on ``device``: ``ZSL_BENCH_SCAN`` if set; for
-    CUDA, mamba_ssm when it imports, else triton (not for float64) when it imports; else torch, or fused for CPU
-    tensors with ``ZSL_BENCH_FUSED_SCAN=1``. Triggers the lazy imports for CUDA devices."""
+    CUDA, mamba_ssm when it imports, else triton (not for float64) when it imports, else torch; for CPU, fused
+    (unless ``ZSL_BENCH_FUSED_SCAN=0`` or it failed to build here), else torch. Imports for CUDA; builds nothing."""
     forced = _forced()
     if forced is not None:
         return forced
@@ -254,7 +260,7 @@ def auto_backend(device: torch.device | str, dtype: torch.dtype = torch.float32)
         if dtype != torch.float64 and not _TRITON_BROKEN and _triton_scan() is not None:
             return "triton"
         return "torch"
-    return "fused" if os.environ.get(FUSED_ENV) == "1" else "torch"
+    return "fused" if _fused_by_default() else "torch"
 
 
 def scan_backends_run() -> dict[str, int]:
@@ -325,12 +331,12 @@ def selective_scan(
         B, C: ``[B, N, L]`` or grouped ``[B, G, N, L]``; channel d uses group ``d // (D / G)``.
         D, delta_bias: ``[D]``.
         backend: ``"auto"`` (:func:`auto_backend`: ``ZSL_BENCH_SCAN`` if set; for CUDA tensors mamba_ssm → triton
-            → torch; for CPU tensors torch, or fused with ``ZSL_BENCH_FUSED_SCAN=1``), ``"torch"`` (chunked),
-            ``"fused"`` (the compiled CPU forward, falling back to ``"torch"``), ``"ref"`` (sequential loop),
+            → torch; for CPU tensors fused → torch), ``"torch"`` (chunked),
+            ``"fused"`` (the compiled CPU scan, falling back to ``"torch"``), ``"ref"`` (sequential loop),
             ``"triton"`` or ``"mamba_ssm"`` (alias ``"cuda"``): kernels, an error if they cannot run.
         chunk_size: steps per chunk of the torch scan (default:
-            :func:`~zsl_bench.layers.chunked_scan.chunk_plan`) and between the states the Triton forward saves
-            (default 128); mamba_ssm ignores it.
+            :func:`~zsl_bench.layers.chunked_scan.chunk_plan`) and between the states the Triton and fused
+            forwards save (default 128, and :func:`~zsl_bench.layers.fused_scan.fused_plan`); mamba_ssm ignores it.
 
     Returns:
         out ``[B, D, L]`` in u's dtype, and the last state ``[B, D, N]`` if ``return_last_state`` (float32, or
@@ -353,10 +359,9 @@ def selective_scan(
             return result if return_last_state else result[0]
         name = "torch"
     _check_shapes(u, delta, A, B, C)
-    fused = name == "fused" or (name == "auto" and os.environ.get(FUSED_ENV) == "1")
+    fused = (name == "fused" or (name == "auto" and _fused_by_default())) and u.device.type == "cpu"
     out, last = _scan_ref(x) if name == "ref" else _scan_torch(x, chunk_size, fused)
-    fused_ran = fused and u.device.type == "cpu" and _fused_available()
-    _RAN["ref" if name == "ref" else ("fused" if fused_ran else "torch")] += 1
+    _RAN["ref" if name == "ref" else ("fused" if fused and _fused_available() else "torch")] += 1
     return (out, last) if return_last_state else out
 
 

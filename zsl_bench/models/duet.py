@@ -61,6 +61,7 @@ from zsl_bench.models.duet_prompts import (
     encode,
     generic_builder,
     masked,
+    official_awa2_template,
 )
 from zsl_bench.models.factories import shared_options
 from zsl_bench.models.family import ModelFamily
@@ -75,7 +76,15 @@ QUIRKS = {
     "raw_logits": "attribute contrast by plain dot products (no normalisation, no temperature)",
     "masked_cls": "the masked branch classifies from the masked class texts instead of the template",
     "random_deit_head": "DeiT logits from a newly initialised head instead of the distilled checkpoint's heads",
+    "class_tfidf": "masked attribute drawn with tf-idf min-max scaled over the class's own attributes",
+    "anchor_positive": "the anchor's class counts among the positive candidates (and is the positive when alone)",
+    "paired_zero": "paired contrast: same-class logits set to 0 but kept in the denominator",
+    "awa2_template": "AwA2's official test-time template (diet | role | habitat | habit, 'behavior')",
+    "default_init": "PyTorch's default initialisation for the cross layer instead of BERT's N(0, 0.02)",
+    "mask_redraw": "masked attribute redrawn up to 3 times until it has negatives",
+    "prune_170": "masked-branch texts pruned at 170 tokens (binds on CUB only, max_length 250)",
 }
+OFFICIAL_PRUNE = 170  # the official util.py prunes CUB's texts above this many tokens
 LOSS_KEYS = ("total", "ce", "attr", "sc", "mlm", "acl", "naive")
 
 
@@ -197,10 +206,17 @@ class DuetModel(ZslModel):
         pieces = self.tokenizer(builder.values, add_special_tokens=False)["input_ids"]
         self._costs = [len(p) + 1 for p in pieces]  # value word pieces + the ", " separator
         base = len(self.tokenizer(builder.template())["input_ids"])
-        self._budget = self.settings.max_length - base
+        cap = self.settings.max_length
+        if "prune_170" in self.settings.quirks:
+            cap = min(cap, OFFICIAL_PRUNE)
+        self._budget = cap - base
 
     def template_text(self) -> str:
-        """The fixed template of the current attribute names."""
+        """The fixed template of the current attribute names (quirk ``awa2_template``: AwA2's official one)."""
+        if "awa2_template" in self.settings.quirks:
+            official = official_awa2_template(self.builder.group_names)
+            if official is not None:
+                return official
         return self.builder.template()
 
     def get_extra_state(self) -> dict[str, Any]:
@@ -216,7 +232,7 @@ class DuetModel(ZslModel):
 
     def _template_encoding(self, device: torch.device) -> Encoded:
         if self._template is None or self._template.ids.device != device:
-            self._template = self._encode([Prompt(self.builder.template())], device)
+            self._template = self._encode([Prompt(self.template_text())], device)
         return self._template
 
     # ------------------------------------------------------------------------------------------- encoders
@@ -309,7 +325,8 @@ class DuetModel(ZslModel):
             vis_all = self._cross(template_states, template.mask, visual)[1]  # [B | 2B, H]
             vis_cls = vis_all[: len(y)]
             if paired:
-                out["naive"] = cfg.naive_weight * L.paired_contrast(vis_all, y, cfg.temperature)
+                zero = "paired_zero" in cfg.quirks
+                out["naive"] = cfg.naive_weight * L.paired_contrast(vis_all, y, cfg.temperature, zero)
         pred = self.fc_image(vis_cls)  # [B, A]
         att_seen = ctx.seen_attributes
         double = "double_softmax" in cfg.quirks
@@ -332,7 +349,11 @@ class DuetModel(ZslModel):
         masked texts (what the official code classifies, quirk ``masked_cls``)."""
         cfg, gen, stats = self.settings, ctx.generator, attrs.stats
         rows = y.tolist()
-        ks = [S.choose_masked(stats, r, gen) for r in rows]
+        own = "class_tfidf" in cfg.quirks
+        if "mask_redraw" in cfg.quirks:
+            ks = [S.choose_masked_redrawn(stats, r, gen, own) for r in rows]
+        else:
+            ks = [S.choose_masked(stats, r, gen, own) for r in rows]
         enc = self._encode([self._draw_text(stats, r, k, gen) for r, k in zip(rows, ks, strict=True)], visual.device)
         lang, vis = self._cross(self._read(enc, masked(enc, self.tokenizer.mask_token_id)), enc.mask, visual)
         valid = torch.tensor([k >= 0 for k in ks], device=visual.device) & enc.target.any(1)
@@ -364,7 +385,7 @@ class DuetModel(ZslModel):
         for b in valid.nonzero().flatten().tolist():
             if cfg.acl_anchors is not None and len(anchors) >= cfg.acl_anchors:
                 break
-            pos = S.choose_positive(stats, rows[b], ks[b], gen)
+            pos = S.choose_positive(stats, rows[b], ks[b], gen, "anchor_positive" in cfg.quirks)
             negs = S.choose_negatives(stats, rows[b], ks[b], gen)
             if pos is None or len(negs) < 4:
                 continue
@@ -433,7 +454,7 @@ def _duet_options(
     data_root: str | None = None,
     visual_token: VisualToken = "logits",
     binarize: str = "mean",
-    official_quirks: list[str] | None = None,
+    official_quirks: list[str] | str | None = None,  # a list, "a, b", or "all"
     xe_weight: float = 1.0,
     attr_weight: float = 1e-2,
     sc_weight: float = 1e-3,
@@ -470,11 +491,15 @@ _STEP_OPTIONS = (
 
 
 def _settings(options: dict[str, Any]) -> DuetSettings:
-    """The :class:`DuetSettings` from a factory's options (``official_quirks``: a list or a comma/space string)."""
+    """The :class:`DuetSettings` from a factory's options (``official_quirks``: a list or a comma/space string;
+    ``all`` selects every quirk of :data:`QUIRKS`)."""
     quirks = options["official_quirks"]
     if isinstance(quirks, str):
         quirks = [q for q in quirks.replace(",", " ").split() if q]
-    return DuetSettings(quirks=frozenset(quirks or ()), **{k: options[k] for k in _STEP_OPTIONS})
+    chosen = set(quirks or ())
+    if "all" in chosen:
+        chosen = (chosen - {"all"}) | set(QUIRKS)
+    return DuetSettings(quirks=frozenset(chosen), **{k: options[k] for k in _STEP_OPTIONS})
 
 
 def _assemble(
@@ -504,7 +529,8 @@ def _assemble(
         raise UserError(f"{model_name}: the tokenizer has {len(tok)} tokens but BERT only {text.config.vocab_size}")
     hidden = text.config.hidden_size
     heads = text.config.num_attention_heads
-    cross = xlayer(hidden, heads, text.config.intermediate_size, xlayer_dropout)
+    bert_init = "default_init" not in settings.quirks
+    cross = xlayer(hidden, heads, text.config.intermediate_size, xlayer_dropout, bert_init)
     return DuetModel(vision, text, tok, num_attributes, cross, settings, builder, original)
 
 

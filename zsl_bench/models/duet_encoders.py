@@ -251,8 +251,10 @@ def local_tokenizer(texts: Iterable[str]) -> Any:
     return BertTokenizer(vocab={w: i for i, w in enumerate(vocab)})
 
 
-def xlayer(hidden: int, heads: int, intermediate: int, dropout: float) -> nn.Module:
-    """One randomly initialised LXMERT cross-modality layer (shared cross-attention, two self-attentions, two FFNs)."""
+def xlayer(hidden: int, heads: int, intermediate: int, dropout: float, bert_init: bool = True) -> nn.Module:
+    """One randomly initialised LXMERT cross-modality layer (shared cross-attention, two self-attentions, two FFNs):
+    BERT's N(0, 0.02) with zero biases, or with ``bert_init=False`` PyTorch's default initialisation (what the
+    official code gets, building the layer outside a ``PreTrainedModel``; quirk ``default_init``)."""
     from transformers import LxmertConfig
     from transformers.models.lxmert.modeling_lxmert import LxmertXLayer
 
@@ -264,7 +266,8 @@ def xlayer(hidden: int, heads: int, intermediate: int, dropout: float) -> nn.Mod
         attention_probs_dropout_prob=dropout,
     )
     layer = LxmertXLayer(cfg)
-    layer.apply(lambda m: _init(m, cfg.initializer_range))
+    if bert_init:
+        layer.apply(lambda m: _init(m, cfg.initializer_range))
     return layer
 
 

@@ -86,13 +86,17 @@ def attribute_contrast(
     return (weights * F.cross_entropy(logits, target, reduction="none")).mean()
 
 
-def paired_contrast(views: torch.Tensor, labels: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+def paired_contrast(
+    views: torch.Tensor, labels: torch.Tensor, temperature: float = 0.05, zero_same: bool = False
+) -> torch.Tensor:
     """The template branch's InfoNCE over two views per sample (SupCon-like).
 
     Args:
         views: [2B, D] embeddings; rows i and i + B are the two images of sample i.
         labels: [B] class of each sample.
         temperature: divides the cosine similarities.
+        zero_same: the official ``info_nce_loss`` (quirk ``paired_zero``): the other images of the same class get
+            logit 0 and stay in the denominator.
 
     Returns:
         Mean over the 2B rows of −log p(paired view); other images of the same class are left out of the
@@ -107,5 +111,8 @@ def paired_contrast(views: torch.Tensor, labels: torch.Tensor, temperature: floa
     same = lab[:, None] == lab[None, :]
     keep = ~same
     keep[idx, pair] = True
-    sim = sim.masked_fill(~keep, float("-inf"))
+    if zero_same:  # same-class logits 0 (in the denominator); only the row itself is left out
+        sim = sim.masked_fill(~keep, 0.0).masked_fill(idx[:, None] == idx[None, :], float("-inf"))
+    else:
+        sim = sim.masked_fill(~keep, float("-inf"))
     return F.cross_entropy(sim, pair)

@@ -158,6 +158,24 @@ class PromptBuilder:
         return {"groups": list(self.groups), "values": list(self.values)}
 
 
+AWA2_GROUPS = (
+    "color", "pattern", "texture", "shape", "has part", "behaviour", "character", "limb", "habit", "diet", "role",
+    "habitat",
+)  # fmt: skip
+"""AwA2's attribute groups in the order of its predicates (our template's order)."""
+
+
+def official_awa2_template(group_names: Sequence[str]) -> str | None:
+    """The official AwA2 test-time template (quirk ``awa2_template``, official ``model/main.py``): the last groups
+    ordered diet | role | habitat | habit, "behavior" spelt without u, and no space before the colon from it on;
+    None for other groups than :data:`AWA2_GROUPS`."""
+    if tuple(group_names) != AWA2_GROUPS:
+        return None
+    spaced = [f"{g} : " for g in AWA2_GROUPS[:5]]
+    tight = [f"{g}: " for g in ("behavior", "character", "limb", "diet", "role", "habitat", "habit")]
+    return " | ".join(spaced + tight) + "."
+
+
 def generic_builder(num_attributes: int) -> PromptBuilder:
     """The prompts of a model that knows no attribute names: one group ``attributes``, values ``a1`` … ``aA``."""
     return PromptBuilder(["attributes"] * num_attributes, [f"a{i + 1}" for i in range(num_attributes)])

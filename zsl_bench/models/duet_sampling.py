@@ -73,12 +73,43 @@ def present(stats: ClassStats, row: int) -> list[int]:
     return stats.binary[row].nonzero().flatten().tolist()
 
 
-def choose_masked(stats: ClassStats, row: int, gen: torch.Generator) -> int:
-    """The attribute of class ``row`` to mask, drawn ∝ rarity among its attributes; -1 when it has none."""
+def choose_masked(stats: ClassStats, row: int, gen: torch.Generator, own_scale: bool = False) -> int:
+    """The attribute of class ``row`` to mask, drawn ∝ rarity among its attributes; -1 when it has none.
+
+    ``own_scale`` (quirk ``class_tfidf``): the tf-idf min-max scaled over the class's own attributes, as the official
+    ``prepare_original_sample`` does, so its most common attribute has probability 0 (uniform when all are equal).
+    """
     have = present(stats, row)
     if not have:
         return -1
-    return have[_draw(stats.rarity[have], gen)[0]]
+    weights = stats.rarity[have]  # an increasing affine map of the tf-idf: the same min-max scaling of a subset
+    if own_scale:
+        span = weights.max() - weights.min()
+        weights = (weights - weights.min()) / span if span > 0 else torch.zeros_like(weights)
+    return have[_draw(weights, gen)[0]]
+
+
+def has_negatives(stats: ClassStats, anchor: int, k: int) -> bool:
+    """Whether a seen class other than ``anchor`` has none of the anchor's values of k's group and one it lacks
+    (the negatives of :func:`choose_negatives` before its fallback)."""
+    group = (stats.group_of == stats.group_of[k]).nonzero().flatten()
+    have = stats.binary[anchor, group]
+    ok = ~stats.binary[:, group[have]].any(1) & stats.binary[:, group[~have]].any(1)
+    ok[anchor] = False
+    return bool(ok.any())
+
+
+def choose_masked_redrawn(
+    stats: ClassStats, row: int, gen: torch.Generator, own_scale: bool = False, tries: int = 3
+) -> int:
+    """Quirk ``mask_redraw``: the masked attribute drawn again (up to ``tries`` draws in all) while it leaves no
+    negative class (:func:`has_negatives`), as the official ``prepare_original_sample`` loop; the last draw stays."""
+    k = choose_masked(stats, row, gen, own_scale)
+    for _ in range(tries - 1):
+        if k < 0 or has_negatives(stats, row, k):
+            break
+        k = choose_masked(stats, row, gen, own_scale)
+    return k
 
 
 def drop_attributes(attrs: list[int], keep: int, rate: float, gen: torch.Generator) -> list[int]:
@@ -105,10 +136,18 @@ def prune(attrs: list[int], keep: int, costs: list[int], budget: int, gen: torch
     return [a for a in attrs if a not in gone]
 
 
-def choose_positive(stats: ClassStats, anchor: int, k: int, gen: torch.Generator) -> int | None:
-    """A seen class (row) other than ``anchor`` having attribute ``k``, far from the anchor; None if none has k."""
+def choose_positive(
+    stats: ClassStats, anchor: int, k: int, gen: torch.Generator, with_anchor: bool = False
+) -> int | None:
+    """A seen class (row) other than ``anchor`` having attribute ``k``, far from the anchor; None if none has k.
+
+    ``with_anchor`` (quirk ``anchor_positive``): the anchor's own class is a candidate too, as in the official
+    ``prepare_positive_sample``: it counts in n before the top ⌊n/2⌋+1 are kept (its distance is 1, the diagonal
+    of ``manh``), and with n = 1 it is the positive.
+    """
     cand = stats.binary[:, k].clone()
-    cand[anchor] = False
+    if not with_anchor:
+        cand[anchor] = False
     rows = cand.nonzero().flatten()
     if rows.numel() == 0:
         return None

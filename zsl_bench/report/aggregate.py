@@ -9,6 +9,11 @@ Protocols (the ``protocol`` field of a row):
 ``search-test``  classes only), selected as above. Shown only as a fallback, clearly labelled.
 ``reported``     numbers quoted from papers (``results/reference``), never measured here.
 
+Accuracy (the ``accuracy`` field of a row): ``per_class`` (per-class means, the xlsa17 standard) or ``per_sample``
+(overall accuracies, what the official DUET code reports on AwA2 and SUN with ``--all``). Runs trained with
+``eval.accuracy=per_sample`` never mix with per-class runs: they aggregate into rows of their own (same dataset and
+model, ``accuracy: per_sample``), with their own cost, and the tables mark them.
+
 Which configuration a row shows: final-stage runs are grouped by configuration (seeds aside) and the group whose
 *parent search trial* has the best validation H wins — the same evidence the sweep used to choose it; test numbers
 never choose. Search-stage fallback rows rank configurations by their own mean validation H. The same configuration
@@ -34,6 +39,7 @@ ROW_KEYS = (
     "dataset",
     "model",
     "protocol",
+    "accuracy",
     "n_seeds",
     "czsl",
     "czsl_std",
@@ -70,6 +76,13 @@ class Row:
     backbone: str | None = None  # reported rows
     source: str | None = None  # reported rows
     runs: tuple[str, ...] = ()  # the run directories averaged
+    accuracy: str = "per_class"  # per_class | per_sample (overall): how CZSL, U and S average
+    accuracy_source: str | None = None  # reported rows: where the metric used is documented
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether CZSL, U and S are per-sample (overall) accuracies, not per-class means."""
+        return self.accuracy == "per_sample"
 
     @property
     def selection(self) -> str:
@@ -111,29 +124,30 @@ class Cost:
 
 def aggregate(collected: Collected) -> tuple[list[Row], list[str]]:
     """Measured rows (ordered by dataset, protocol, model) and notes about choices made without evidence."""
-    costs: dict[tuple[str, str], Cost] = defaultdict(Cost)
+    costs: dict[tuple[str, str, str], Cost] = defaultdict(Cost)
     for run in collected.runs:
-        costs[(run.dataset, run.model)].add(run)
+        costs[(run.dataset, run.model, run.accuracy)].add(run)
     by_path = {r.path: r for r in collected.runs}
-    groups: dict[tuple[str, str], list[RunInfo]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[RunInfo]] = defaultdict(list)
     for run in collected.scored:
-        groups[(run.dataset, run.model)].append(run)
+        groups[(run.dataset, run.model, run.accuracy)].append(run)
 
     rows: list[Row] = []
     notes: list[str] = []
-    for (dataset, model), runs in groups.items():
+    for (dataset, model, accuracy), runs in groups.items():
         finals = [r for r in runs if r.stage == "final"]
         pool, prefix = (finals, "") if finals else (runs, "search-")
         chosen, note = _choose(pool, by_path, final=bool(finals))
+        name = f"{dataset}/{model}" + (" (per-sample)" if accuracy == "per_sample" else "")
         if note:
-            notes.append(f"{dataset}/{model}: {note}")
+            notes.append(f"{name}: {note}")
         seeds = [repr(r.seed) for r in chosen]
         if len(set(seeds)) < len(seeds):
-            notes.append(f"{dataset}/{model}: {len(seeds)} runs averaged but only {len(set(seeds))} distinct seeds")
+            notes.append(f"{name}: {len(seeds)} runs averaged but only {len(set(seeds))} distinct seeds")
         for selection in SELECTIONS:
-            rows.append(_row(dataset, model, prefix + selection, chosen, costs[(dataset, model)]))
+            rows.append(_row(dataset, model, prefix + selection, chosen, costs[(dataset, model, accuracy)]))
     order = {p: i for i, p in enumerate(PROTOCOLS)}
-    rows.sort(key=lambda r: (r.dataset, order[r.protocol], r.model))
+    rows.sort(key=lambda r: (r.dataset, order[r.protocol], r.model, r.accuracy))
     return rows, notes
 
 
@@ -195,4 +209,5 @@ def _row(dataset: str, model: str, protocol: str, runs: list[RunInfo], cost: Cos
         search_trials=cost.search,
         final_trials=cost.final,
         runs=tuple(str(r.path) for r in runs),
+        accuracy=runs[0].accuracy,
     )

@@ -6,8 +6,14 @@ A file holds ``rows``, each::
     venue: AAAI'25               # optional
     backbone: VMamba-S, 448
     source: "where the numbers come from (paper, table)"   # or one ``source`` for the whole file
+    accuracy: per_class          # optional (default per_class): how CZSL, U and S average, for every dataset
     results:                     # dataset name (as in data.name) → percent; null or absent where not reported
       cub: {czsl: 80.0, u: 72.1, s: 76.4, h: 74.2}
+      awa2: {czsl: 69.9, u: 63.7, s: 84.7, h: 72.7, accuracy: per_sample, accuracy_source: "script/... --all"}
+
+``accuracy`` is ``per_class`` (per-class means, the xlsa17 standard) or ``per_sample`` (overall accuracies); a
+dataset's own ``accuracy`` overrides the row's, and ``accuracy_source`` says where the metric used is documented
+(required for ``per_sample``: such numbers are marked in every table and need a reason to be believed).
 
 Files are read in name order, rows in file order. Any problem is a ``UserError`` naming the file and the entry.
 """
@@ -20,7 +26,7 @@ from typing import Any
 from zsl_bench import safe_yaml
 from zsl_bench.errors import UserError
 from zsl_bench.report.aggregate import REPORTED, Row
-from zsl_bench.report.runs import METRICS
+from zsl_bench.report.runs import ACCURACY, METRICS
 
 _FIX = "fix the file or pass --no-reference"
 
@@ -44,6 +50,21 @@ def _percent(value: Any, where: str) -> float | None:
     return float(value)
 
 
+def _accuracy(value: Any, where: str) -> str:
+    if value not in ACCURACY:
+        raise _fail(where, f"expected one of {', '.join(ACCURACY)}, got {value!r}")
+    return str(value)
+
+
+def _metric_of(numbers: dict[str, Any], default: str, where: str) -> tuple[str, str | None]:
+    """The (accuracy, accuracy_source) of one dataset's numbers (``default``: the row's accuracy)."""
+    accuracy = _accuracy(numbers.get("accuracy", default), f"{where}.accuracy")
+    source = numbers.get("accuracy_source")
+    if source is not None or accuracy == "per_sample":
+        source = _text(numbers, "accuracy_source", where)
+    return accuracy, source
+
+
 def _rows_of(path: Path, data: Any) -> list[Row]:
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         raise _fail(str(path), "expected a mapping with a list 'rows'")
@@ -57,16 +78,19 @@ def _rows_of(path: Path, data: Any) -> list[Row]:
         label = f"{method} ({venue})" if venue else method
         backbone = _text(entry, "backbone", where)
         source = _text(entry, "source", where, data.get("source"))
+        row_accuracy = _accuracy(entry.get("accuracy", "per_class"), f"{where}.accuracy")
         results = entry.get("results")
         if not isinstance(results, dict) or not results:
             raise _fail(f"{where}.results", "expected a mapping dataset → {czsl, u, s, h}")
         for dataset, numbers in results.items():
             numbers = numbers or {}
-            if not isinstance(numbers, dict) or set(numbers) - set(METRICS):
-                raise _fail(f"{where}.results.{dataset}", f"expected a mapping with keys among {', '.join(METRICS)}")
+            keys = (*METRICS, "accuracy", "accuracy_source")
+            if not isinstance(numbers, dict) or set(numbers) - set(keys):
+                raise _fail(f"{where}.results.{dataset}", f"expected a mapping with keys among {', '.join(keys)}")
             values = {m: _percent(numbers.get(m), f"{where}.results.{dataset}.{m}") for m in METRICS}
             if all(v is None for v in values.values()):
                 continue
+            accuracy, accuracy_source = _metric_of(numbers, row_accuracy, f"{where}.results.{dataset}")
             rows.append(
                 Row(
                     dataset=str(dataset).lower(),
@@ -74,6 +98,8 @@ def _rows_of(path: Path, data: Any) -> list[Row]:
                     protocol=REPORTED,
                     backbone=backbone,
                     source=source,
+                    accuracy=accuracy,
+                    accuracy_source=accuracy_source,
                     **values,
                 )
             )

@@ -18,6 +18,8 @@ from typing import Any
 from zsl_bench.rundir import DONE, SUMMARY, Run, UnreadableRun, find_run_dirs, read_run
 
 METRICS = ("czsl", "u", "s", "h")
+ACCURACY = ("per_class", "per_sample")
+"""How a run's CZSL, U and S average (its ``eval.accuracy``; runs written before the option: ``per_class``)."""
 SELECTIONS = {"val": "best_by_val", "test": "best_by_test"}
 """Selection name → the ``summary.json`` block holding the test numbers at the epoch/γ it chose."""
 
@@ -46,6 +48,7 @@ class RunInfo:
     finished_at: float  # mtime of done / summary.json / config.yaml: the order in which trials ended
     epochs_run: int = 0
     selected_epoch: int | None = None  # the GZSL epoch best_by_val chose
+    accuracy: str = "per_class"  # eval.accuracy: per-class means or per-sample (overall) accuracies
 
     @property
     def on_gpu(self) -> bool:
@@ -100,6 +103,8 @@ def config_key(config: dict[str, Any]) -> str:
     for section, keys in _NOT_IDENTITY.items():
         if isinstance(tree.get(section), dict):
             tree[section] = {k: v for k, v in tree[section].items() if k not in keys}
+    if isinstance(tree.get("eval"), dict) and tree["eval"].get("accuracy") == "per_class":
+        tree["eval"] = {k: v for k, v in tree["eval"].items() if k != "accuracy"}  # the default: as before it existed
     return hashlib.sha1(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -144,6 +149,15 @@ def _block(summary: dict[str, Any], selection: str, split: str, path: Path) -> d
     if not isinstance(block, dict):
         raise UnreadableRun(f"{where}: not a mapping")
     return {m: _number(block.get(m), f"{where}.{m}") for m in METRICS}
+
+
+def _accuracy(cfg: dict[str, Any], path: Path) -> str:
+    """The run's ``eval.accuracy`` (``per_class`` when absent); raises ``UnreadableRun`` for an unknown value."""
+    section = cfg.get("eval") if isinstance(cfg.get("eval"), dict) else {}
+    value = section.get("accuracy") or "per_class"
+    if value not in ACCURACY:
+        raise UnreadableRun(f"{path}: config.yaml eval.accuracy is {value!r}, not one of {', '.join(ACCURACY)}")
+    return str(value)
 
 
 def _info(run: Run) -> RunInfo:
@@ -193,4 +207,5 @@ def _info(run: Run) -> RunInfo:
         finished_at=_mtime(path),
         epochs_run=summary["epochs_run"] if isinstance(summary.get("epochs_run"), int) else 0,
         selected_epoch=selected_epoch if isinstance(selected_epoch, int) else None,
+        accuracy=_accuracy(cfg, path),
     )

@@ -5,6 +5,11 @@ Wide tables have one row per model and, per dataset, one CZSL column and three G
 ``val`` and ``test`` selections get separate, labelled tables. Accuracies are shown in percent with one decimal,
 ``mean ± sample std`` for CZSL and H when a row averages two or more seeds. Bold marks the best *measured* value
 of each column (compared as displayed; ties are all bold); reported rows never take the bold.
+
+Per-sample numbers (``accuracy: per_sample``: overall accuracies, as the official DUET code reports AwA2 and SUN)
+are never set beside per-class ones unmarked: their cells carry a † (md; ``$^\\dagger$`` in LaTeX) explained by a
+footnote, measured per-sample rows get their own line (``measured, per-sample``) and never take the bold, and the
+CSV/JSON rows have an ``accuracy`` column.
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ REPORTED_NOTE = (
     "*reported*: numbers quoted from the papers (`results/reference/*.yaml`), not reproduced here; papers choose "
     "epoch and γ on test, so compare them with the `test` tables."
 )
+PER_SAMPLE_NOTE = (
+    "†: per-sample (overall) accuracy — correct / samples for CZSL, U and S, e.g. the official DUET code's `--all` "
+    "(its AwA2 and SUN scripts) — not comparable with the per-class means of the other cells; compare it with a "
+    "`measured, per-sample` row (runs with `eval.accuracy=per_sample`)."
+)
+PER_SAMPLE_KIND = "measured, per-sample"
+DAGGER = "†"
 LABELS = {"czsl": "CZSL", "u": "U", "s": "S", "h": "H"}
 GZSL = ("u", "s", "h")
 DECIMALS = 6  # CSV and JSON: raw numbers, rounded only to drop float noise
@@ -47,6 +59,7 @@ class Cell:
     mean: float
     std: float | None
     bold: bool
+    per_sample: bool = False  # an overall accuracy, not a per-class mean: shown marked
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,12 @@ def _shown(value: float) -> float:
     return round(value, 1)
 
 
+def kind_of(row: Row) -> str:
+    """The row's label in the Result column: ``measured``, ``search stage``, ``reported``, or ``measured,
+    per-sample`` (``search stage, per-sample``) for measured per-sample rows."""
+    return f"{row.kind}, per-sample" if row.per_sample and row.kind != REPORTED else row.kind
+
+
 def wide_table(rows: list[Row], reported: list[Row], selection: str, metrics: tuple[str, ...]) -> Wide:
     """The ``selection`` table over ``metrics``: measured rows by model, then search-stage, then reported rows."""
     measured = [r for r in rows if r.selection == selection]
@@ -68,14 +87,14 @@ def wide_table(rows: list[Row], reported: list[Row], selection: str, metrics: tu
     columns = [(d, m) for d in datasets for m in metrics]
     by_line: dict[tuple[str, str], dict[str, Row]] = {}
     kind_order = {"measured": 0, "search stage": 1}
-    for row in sorted(measured, key=lambda r: (kind_order[r.kind], r.model)):
-        by_line.setdefault((row.model, row.kind), {})[row.dataset] = row
+    for row in sorted(measured, key=lambda r: (kind_order[r.kind], r.per_sample, r.model)):
+        by_line.setdefault((row.model, kind_of(row)), {})[row.dataset] = row
     for row in reported:
         if row.dataset in datasets:
             by_line.setdefault((row.model, REPORTED), {})[row.dataset] = row
     best: dict[tuple[str, str], float] = {}
-    for d, m in columns:
-        values = [_shown(getattr(r, m)) for r in measured if r.dataset == d and getattr(r, m) is not None]
+    for d, m in columns:  # the bold: among measured per-class rows only
+        values = [_shown(getattr(r, m)) for r in _with(measured, d, m) if not r.per_sample]
         if values:
             best[(d, m)] = max(values)
     lines = []
@@ -88,10 +107,21 @@ def wide_table(rows: list[Row], reported: list[Row], selection: str, metrics: tu
                 cells.append(None)
                 continue
             std = getattr(row, f"{m}_std", None)
-            cells.append(Cell(value, std, kind != REPORTED and _shown(value) == best.get((d, m))))
+            bold = kind in kind_order and _shown(value) == best.get((d, m))
+            cells.append(Cell(value, std, bold, row.per_sample))
         if any(c is not None for c in cells):  # e.g. an H-only reported row has no line in the CZSL table
             lines.append((model, kind, cells))
     return Wide(columns, lines)
+
+
+def _with(rows: list[Row], dataset: str, metric: str) -> list[Row]:
+    """The rows of ``dataset`` that have a value for ``metric``."""
+    return [r for r in rows if r.dataset == dataset and getattr(r, metric) is not None]
+
+
+def any_per_sample(table: Wide) -> bool:
+    """Whether a cell of ``table`` is a per-sample accuracy (then the table needs :data:`PER_SAMPLE_NOTE`)."""
+    return any(c is not None and c.per_sample for _, _, cells in table.lines for c in cells)
 
 
 def _hours(value: float | None) -> str:
@@ -104,7 +134,8 @@ def _cost_lines(rows: list[Row]) -> list[list[str]]:
     for r in rows:
         if r.selection == "val":
             trials = f"{r.trials} ({r.search_trials} + {r.final_trials})"
-            out.append([r.dataset, r.model, r.kind, str(r.n_seeds), trials, _hours(r.gpu_hours), _hours(r.cpu_hours)])
+            row = [r.dataset, r.model, kind_of(r), str(r.n_seeds), trials, _hours(r.gpu_hours), _hours(r.cpu_hours)]
+            out.append(row)
     return out
 
 
@@ -118,7 +149,8 @@ def _md_cell(cell: Cell | None) -> str:
     if cell is None:
         return "–"
     text = f"{cell.mean:.1f}" + (f" ± {cell.std:.1f}" if cell.std is not None else "")
-    return f"**{text}**" if cell.bold else text
+    text = f"**{text}**" if cell.bold else text
+    return text + DAGGER if cell.per_sample else text
 
 
 def _md_wide(table: Wide, gzsl: bool) -> str:
@@ -136,10 +168,13 @@ def render_md(rows: list[Row], reported: list[Row], header: list[str], notes: li
     parts = ["# Leaderboard", "", *header]
     if not rows:
         return "\n".join([*parts, "", "No finished runs."])
+    marked = False
     for selection in ("val", "test"):
+        czsl, gzsl = wide_table(rows, reported, selection, ("czsl",)), wide_table(rows, reported, selection, GZSL)
+        marked = marked or any_per_sample(czsl) or any_per_sample(gzsl)
         parts += ["", f"## {SELECTION_TITLES[selection]}", "", SELECTION_TEXT[selection]]
-        parts += ["", "### CZSL top-1 (%)", "", _md_wide(wide_table(rows, reported, selection, ("czsl",)), False)]
-        parts += ["", "### GZSL U / S / H (%)", "", _md_wide(wide_table(rows, reported, selection, GZSL), True)]
+        parts += ["", "### CZSL top-1 (%)", "", _md_wide(czsl, False)]
+        parts += ["", "### GZSL U / S / H (%)", "", _md_wide(gzsl, True)]
     parts += ["", "## Runs and cost", ""]
     parts.append(tabulate(_cost_lines(rows), headers=COST_HEADERS, tablefmt="github", disable_numparse=True))
     parts += ["", "Cost counts every trial behind a row — search and final stage, failed ones included — as "]
@@ -150,6 +185,8 @@ def render_md(rows: list[Row], reported: list[Row], header: list[str], notes: li
         table = [[r.model, r.backbone or "", r.source or ""] for r in shown]
         parts.append(tabulate(table, headers=["Method", "Backbone", "Source"], tablefmt="github"))
     footnotes = []
+    if marked:
+        footnotes.append(PER_SAMPLE_NOTE + "".join(f" {line}" for line in _per_sample_sources(rows, reported)))
     if any(r.kind == "search stage" for r in rows):
         footnotes.append(SEARCH_NOTE)
     if shown:
@@ -158,6 +195,19 @@ def render_md(rows: list[Row], reported: list[Row], header: list[str], notes: li
     if footnotes:
         parts += ["", *[f"- {f}" for f in footnotes]]
     return "\n".join(parts)
+
+
+def _per_sample_sources(rows: list[Row], reported: list[Row]) -> list[str]:
+    """One sentence per reported method with per-sample numbers shown: its datasets and the metric's source."""
+    datasets = {r.dataset for r in rows}
+    by_method: dict[str, list[Row]] = {}
+    for r in reported:
+        if r.per_sample and r.dataset in datasets:
+            by_method.setdefault(r.model, []).append(r)
+    return [
+        f"{m} on {', '.join(r.dataset for r in rs)}: per-sample ({rs[0].accuracy_source})."
+        for m, rs in by_method.items()
+    ]
 
 
 def _reported_shown(rows: list[Row], reported: list[Row]) -> list[Row]:
@@ -182,7 +232,7 @@ def render_csv(rows: list[Row], reported: list[Row]) -> str:
     datasets = {r.dataset for r in rows}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    keys = (*ROW_KEYS, "backbone", "source")
+    keys = (*ROW_KEYS, "backbone", "source", "accuracy_source")
     writer.writerow(keys)
     for row in [*rows, *(r for r in reported if r.dataset in datasets)]:
         writer.writerow(["" if getattr(row, k) is None else _raw(getattr(row, k)) for k in keys])
@@ -219,7 +269,8 @@ def _tex_cell(cell: Cell | None) -> str:
     if cell is None:
         return "--"
     mean = f"\\textbf{{{cell.mean:.1f}}}" if cell.bold else f"{cell.mean:.1f}"
-    return mean + (f"{{\\scriptsize$\\pm${cell.std:.1f}}}" if cell.std is not None else "")
+    mark = "$^\\dagger$" if cell.per_sample else ""
+    return mean + (f"{{\\scriptsize$\\pm${cell.std:.1f}}}" if cell.std is not None else "") + mark
 
 
 def _tex_tabular(spec: str, head: list[str], body: list[list[str]], rule_before: Callable[[int], bool]) -> list[str]:
@@ -247,6 +298,10 @@ def _tex_wide(table: Wide, selection: str) -> list[str]:
         "in the papers.",
     }[selection]
     caption += " Accuracy in \\%, mean$\\pm$std over seeds; bold: best measured."
+    if any_per_sample(table):
+        caption += (
+            " $^\\dagger$: per-sample (overall) accuracy (correct / samples), not comparable with the per-class means."
+        )
     return [
         "\\begin{table}[t]",
         "  \\centering",

@@ -19,15 +19,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from zsl_bench.config import ExperimentConfig, build_config, check_key, read_yaml, resolve_base
+from zsl_bench.config import ExperimentConfig, build_config, check_key, read_yaml, resolve_base, to_dict
 from zsl_bench.errors import UserError
 from zsl_bench.registry import Registry, close_matches
 from zsl_bench.search.schedulers import SCHEDULERS, SchedulerSpec
 from zsl_bench.search.searchers import SEARCHERS, SearcherSpec
 
+MAX_SAMPLES = 1_000_000  # trials of one sweep (num_samples: 1.0e+30 is a typo, not a plan)
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # high: 1.0e999 is inf: refused here, not in Ray
 
 
 class Resources(_Strict):
@@ -36,15 +38,26 @@ class Resources(_Strict):
 
 
 _MOVED = ("grace_period", "reduction_factor", "perturbation_interval")  # flat knobs now in scheduler_options
-_SWEEP_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_NOT_IN_SWEEP_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")  # separators and control characters
 
 
 def sweep_name_problem(name: Any) -> str | None:
     """Why ``name`` cannot name a sweep's folder under the results root, or None when it can: it must be one
-    path component of letters, digits, ``.``, ``_`` and ``-`` (not ``.`` or ``..``), so nothing is written
-    outside ``--results``."""
-    if not isinstance(name, str) or not _SWEEP_NAME.fullmatch(name) or name in (".", ".."):
-        return f"sweep name {name!r} is not one folder name: use letters, digits, '.', '_' and '-' (not . or ..)"
+    path component (no ``/`` or ``\\``, no control characters, not ``.``, ``..`` or ``~...``, at most 200
+    bytes), so nothing is written outside ``--results``. Spaces and quotes are fine: a space file called
+    ``my sweep.yaml`` names the sweep ``my sweep``, and the SLURM script quotes it."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name.encode()) > 200
+        or name in (".", "..")
+        or name.startswith("~")
+        or _NOT_IN_SWEEP_NAME.search(name)
+    ):
+        return (
+            f"sweep name {name!r} is not one folder name: no '/', '\\' or control characters, not '.', '..' "
+            "or '~...', at most 200 bytes"
+        )
     return None
 
 
@@ -67,8 +80,8 @@ class SweepSettings(_Strict):
     searcher_options: dict[str, Any] = Field(default_factory=dict)
     scheduler: str = "asha"
     scheduler_options: dict[str, Any] = Field(default_factory=dict)
-    num_samples: int = Field(8, ge=1)
-    max_concurrent: int = Field(2, ge=1)
+    num_samples: int = Field(8, ge=1, le=MAX_SAMPLES)
+    max_concurrent: int = Field(2, ge=1, le=MAX_SAMPLES)
     resources_per_trial: Resources = Field(default_factory=Resources)
     seed: int = 0  # searcher seed
     max_failures: int = Field(0, ge=0)  # retries of a crashed trial, from its last checkpoint
@@ -158,6 +171,8 @@ class Param(_Strict):
             raise ValueError(f"low ({self.low}) must be below high ({self.high})")
         if self.log and self.low <= 0:
             raise ValueError(f"log scale needs low > 0 (got {self.low})")
+        if self.type == "int" and not (self.low.is_integer() and self.high.is_integer()):
+            raise ValueError(f"type int needs whole numbers for low and high (got {self.low:g} and {self.high:g})")
         return self
 
     def example(self) -> Any:
@@ -196,17 +211,17 @@ def load_space(path: str | Path) -> tuple[SearchSpace, ExperimentConfig]:
         space = SearchSpace.model_validate(raw)
     except ValidationError as exc:
         raise UserError(f"{path}: {_explain(exc, SearchSpace)}") from None
-    base = _base_path(space.base, path)
     for key in space.set:
         check_key(key, f"{path} (set)")
-    base_cfg = build_config(base, space.set)
+    base_tree = to_dict(build_config(_base_path(space.base, path)))  # an error in the base file names that file
+    base_cfg = build_config(base_tree, space.set, source=f"{path} (set)")  # and one under 'set' this file
     _check_names(base_cfg, f"{path} (base)")
     for key, param in space.space.items():
         check_key(key, f"{path} (space)")
         values = param.values if param.type in ("choice", "grid") else [param.example()]
         for value in values:  # every choice, and one value of each numeric range, must fit the schema
             try:
-                _check_names(build_config(base, {**space.set, key: value}), "")
+                _check_names(build_config(base_tree, {**space.set, key: value}, source="the space"), "")
             except UserError as exc:
                 raise UserError(f"{path}: space key {key!r}: {exc}") from None
     return space, base_cfg

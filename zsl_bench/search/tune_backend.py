@@ -9,24 +9,27 @@ imports ray and optuna. Two stages, both through Ray Tune:
    (``<results>/<sweep>/final-<rank>-seed<s>/``), evaluated on test.
 
 Ray's own state lives in ``<results>/<sweep>/_ray/`` (ignored by readers): the Tune experiments, the private
-auth token, and the Optuna study (``optuna.journal``, openable with optuna-dashboard). ``resume=True`` restores
-the search experiment after the driver died: finished trials stay, unfinished ones continue from their last
-checkpoint, the searcher keeps its history; the final stage skips runs that are already done. Tune's own restore
-can miss trials started just before a hard kill (its trial list and its sample counter are saved at different
-moments), so after it the sweep continues any unfinished run directory itself and tops the search up to
-``num_samples`` with a searcher that reloads the Optuna study from its journal.
+auth token, and the Optuna study (``optuna.journal``, openable with optuna-dashboard). ``resume=True`` continues a
+sweep after its driver died from what zsl-bench itself wrote, never through Tune's restore (which unpickles
+``tuner.pkl`` from the results folder, a shared filesystem on a cluster, and can miss trials started just before a
+hard kill): unfinished run directories continue from their last checkpoint, the missing trials are sampled anew
+(grid points: exactly the points no run directory holds; other draws: a searcher seeded past the ones already
+made, the Optuna one reloading its study from the journal); the final stage skips runs that are already done.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import re
 import secrets
+import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +46,7 @@ from zsl_bench.search.stages import (
     final_runs,
     finished_count,
     read_runs,
+    search_runs,
     selection_value,
     stage_of,
     unfinished_runs,
@@ -163,18 +167,11 @@ def run_sweep(
     if objective is None:
         from zsl_bench.engine import run_trial as objective
     runtime_env = ray_runtime_env() or None  # plugin modules given by --plugin / $ZSL_BENCH_PLUGINS
+    temp = None
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env)
     else:
-        ray.init(
-            address="local",
-            num_cpus=num_cpus or os.cpu_count(),
-            # multi-worker trials need it: when Tune stops one, Ray Train frees its workers through the State API
-            include_dashboard=bool(workers),
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            runtime_env=runtime_env,
-        )
+        temp = _start_local_ray(num_cpus, bool(workers), runtime_env)
     outcome = SweepOutcome(name=name, sweep_dir=sweep_dir)
     try:
         if workers:
@@ -182,25 +179,70 @@ def run_sweep(
         else:
             _check_trial_fits(space.sweep.resources_per_trial)
         settings = space.sweep
-        # A resumed sweep does not go through Tune's own restore (except with a searcher that cannot sample the
-        # missing trials anew, e.g. a grid: spec.resumes_from_journal false):
-        # after a hard kill, the restored trial list can miss trials started just before it while the restored
-        # searcher still counts them as live, and Tune then blocks forever waiting for a trial (seen in CI).
-        # The run directories are the record instead: unfinished ones continue from their checkpoints, and the
-        # missing trials are sampled by a searcher that reloads the Optuna journal (_complete_search).
-        if not resume or not settings.searcher_spec().resumes_from_journal:
-            grid = _search_stage(space, base_tree, name, sweep_dir, ray_dir, resume, objective, "search")
-            _record_crashes(grid, sweep_dir)
+        # A resumed sweep never goes through Tune's own restore: it unpickles <sweep>/_ray/search/tuner.pkl (code
+        # from the results folder), and after a hard kill its trial list can miss trials started just before it
+        # while its searcher still counts them as live (Tune then blocks forever, seen in CI). The run
+        # directories are the record instead (_complete_search).
         if resume:
             _complete_search(space, base_tree, name, sweep_dir, ray_dir, objective)
+        else:
+            grid = _search_stage(space, base_tree, name, sweep_dir, ray_dir, objective, "search")
+            _record_crashes(grid, sweep_dir)
         finals = final_runs(sweep_dir, settings.metric, settings.mode, settings.top_k, settings.seeds_final)
         if finals:
             _replay_stage(finals, settings, sweep_dir, ray_dir, objective, "final")
     finally:
         ray.shutdown()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
     _summarise(outcome, sweep_dir, space.sweep, set(space.space))
     outcome.wall_s = time.perf_counter() - start
     return outcome
+
+
+def _start_local_ray(num_cpus: int | None, dashboard: bool, runtime_env: dict[str, Any] | None) -> Path:
+    """Start this sweep's own Ray instance, private to this user and machine; returns its temp folder (to remove).
+
+    Ray's temp dir (sessions, logs, sockets: made 0777 by Ray) lies inside a 0700 folder
+    (``cluster.head.private_temp_dir``). The node's IP is the loopback one, so every Prometheus metrics server
+    (the dashboard agent's ``metrics_export_port``, the dashboard's and the autoscaler's) binds 127.0.0.1: Ray 2.60
+    binds them to loopback exactly when the node IP is loopback, and turns a loopback ``_node_ip_address`` into the
+    routable IP unless clusters are off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which only forbids other nodes
+    joining: none join this instance). Ray's gRPC servers (GCS, raylet, workers) still listen on every interface,
+    behind the token."""
+    import ray
+    from ray._private import ray_constants
+
+    from zsl_bench.cluster.head import check_private, private_temp_dir
+
+    temp = private_temp_dir()
+    saved = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the processes Ray starts read it too
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read at import: this process may have imported ray already
+    try:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count(),
+            # multi-worker trials need it: when Tune stops one, Ray Train frees its workers through the State API
+            include_dashboard=dashboard,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            runtime_env=runtime_env,
+            _temp_dir=str(temp / "ray"),
+            _node_ip_address="127.0.0.1",
+        )
+        check_private(temp)
+    except BaseException:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    finally:  # the node knows its IP now; a later attach from this process must not see loopback
+        ray_constants.ENABLE_RAY_CLUSTER = saved[0]
+        if saved[1] is None:
+            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        else:
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = saved[1]
+    return temp
 
 
 def _search_stage(
@@ -209,10 +251,12 @@ def _search_stage(
     name: str,
     sweep_dir: Path,
     ray_dir: Path,
-    resume: bool,
     objective: Objective,
     experiment: str,
+    param_space: dict[str, Any] | None = None,
 ) -> Any:
+    """A fresh Tune experiment ``experiment`` of the space's searcher and scheduler (``param_space``, default
+    the space's domains; a ``_point`` entry holds several parameters' values at once, see :func:`_grid_top_up`)."""
     from ray import tune
 
     settings = space.sweep
@@ -221,6 +265,7 @@ def _search_stage(
 
     def trainable(params: dict[str, Any]) -> None:
         trial_id = tune.get_context().get_trial_id()
+        params = {**{k: v for k, v in params.items() if k != "_point"}, **params.get("_point", {})}
         overrides = {**params, "meta.sweep": name, "meta.trial_id": trial_id, "meta.stage": "search"}
         overrides["meta.sweep_settings"] = record  # the searcher, scheduler and their resolved options
         cfg = build_config(base_tree, overrides, source=f"sweep {name}")
@@ -232,27 +277,22 @@ def _search_stage(
 
     multi = base_tree["train"]["strategy"] != "single"
     wrapped = tune.with_resources(trainable, _resources(settings, multi))
-    param_space = {key: to_tune_domain(p) for key, p in space.space.items()}
-    path = ray_dir / experiment
-    if resume and tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(str(path), wrapped, resume_unfinished=True, param_space=param_space)
-    else:
-        if resume:
-            log.warning("nothing to resume in %s; starting the sweep", path)
-        tuner = tune.Tuner(
-            wrapped,
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                metric=settings.metric,
-                mode=settings.mode,
-                search_alg=_searcher(settings, ray_dir, param_space),
-                scheduler=_scheduler(settings, base_tree["train"]["epochs"], space.space, multi),
-                num_samples=settings.num_samples,
-                max_concurrent_trials=settings.max_concurrent,
-                reuse_actors=not multi,  # a driver blocked in trainer.fit() cannot be reset for the next trial
-            ),
-            run_config=_run_config(experiment, ray_dir, settings.max_failures),
-        )
+    if param_space is None:
+        param_space = {key: to_tune_domain(p) for key, p in space.space.items()}
+    tuner = tune.Tuner(
+        wrapped,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=settings.metric,
+            mode=settings.mode,
+            search_alg=_searcher(settings, ray_dir, param_space),
+            scheduler=_scheduler(settings, base_tree["train"]["epochs"], space.space, multi),
+            num_samples=settings.num_samples,
+            max_concurrent_trials=settings.max_concurrent,
+            reuse_actors=not multi,  # a driver blocked in trainer.fit() cannot be reset for the next trial
+        ),
+        run_config=_run_config(experiment, ray_dir, settings.max_failures),
+    )
     return tuner.fit()
 
 
@@ -260,23 +300,63 @@ def _complete_search(
     space: SearchSpace, base_tree: dict[str, Any], name: str, sweep_dir: Path, ray_dir: Path, objective: Objective
 ) -> None:
     """On ``--resume``: continue unfinished run directories (to their last epoch: the scheduler's rung records
-    are not restored), then sample the trials still missing with a searcher that reloads the journal."""
+    are not restored), then run the trials still missing: the grid points no run directory holds (each once per
+    sample), or ``num_samples`` minus the finished trials drawn by a searcher seeded past the draws already made
+    (the Optuna one reloads its study from the journal), so a top-up does not repeat a finished configuration."""
     settings = space.sweep
     leftovers = unfinished_runs(sweep_dir)
     if leftovers:
         log.warning("continuing %d unfinished trial(s) from their checkpoints", len(leftovers))
         _replay_stage(leftovers, settings, sweep_dir, ray_dir, objective, "continue")
-    missing = settings.num_samples - finished_count(sweep_dir)
+    finished = finished_count(sweep_dir)
+    top_up = _grid_top_up(space, sweep_dir) if _grid_keys(space) else None
+    if top_up is not None:
+        points, param_space = top_up
+        missing, samples = len(points), 1
+    else:
+        missing = samples = settings.num_samples - finished
+        param_space = None
     if missing <= 0:
         return
+    log.warning("running %d trial(s) the interrupted sweep had not recorded", missing)
     if not settings.searcher_spec().resumes_from_journal:
-        log.warning("%d %s trial(s) were lost with the driver and are not re-sampled", missing, settings.searcher)
-        return
-    log.warning("sampling %d trial(s) the interrupted sweep had not recorded", missing)
-    top_up = space.model_copy(update={"sweep": settings.model_copy(update={"num_samples": missing})})
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    grid = _search_stage(top_up, base_tree, name, sweep_dir, ray_dir, False, objective, f"search-topup-{stamp}")
+        log.warning("searcher %s starts afresh for them (it keeps no journal to reload)", settings.searcher)
+    seed = settings.seed + finished + len(leftovers)  # another draw sequence than the interrupted one's
+    update = {"num_samples": samples, "seed": seed}
+    resumed = space.model_copy(update={"sweep": settings.model_copy(update=update)})
+    experiment = f"search-topup-{time.strftime('%Y%m%d-%H%M%S')}"
+    grid = _search_stage(resumed, base_tree, name, sweep_dir, ray_dir, objective, experiment, param_space)
     _record_crashes(grid, sweep_dir)
+
+
+def _grid_keys(space: SearchSpace) -> list[str]:
+    """The space's grid parameters, in order."""
+    return [key for key, param in space.space.items() if param.type == "grid"]
+
+
+def _grid_top_up(space: SearchSpace, sweep_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The grid points (dicts of every grid parameter's value) that ``num_samples`` x the cross product asks for
+    and no search run directory holds, and the Tune parameter space running each once (``_point``: a grid over
+    them; the other parameters' domains as they are)."""
+    from ray import tune
+
+    keys = _grid_keys(space)
+    values = [space.space[key].values or [] for key in keys]
+    wanted = Counter({_frozen(point): space.sweep.num_samples for point in itertools.product(*values)})
+    held = Counter(_frozen(tuple(_dotted(run.config, key) for key in keys)) for run in search_runs(sweep_dir))
+    originals = {_frozen(point): point for point in itertools.product(*values)}
+    points = [dict(zip(keys, originals[p], strict=True)) for p in sorted((wanted - held).elements(), key=repr)]
+    param_space = {k: to_tune_domain(p) for k, p in space.space.items() if p.type != "grid"}
+    return points, {**param_space, "_point": tune.grid_search(points)}
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` made hashable (lists → tuples, dicts → sorted item tuples) for counting grid points."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    return value
 
 
 def _replay_stage(
