@@ -9,7 +9,7 @@ PIP_EXTRA ?=
 STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install quickstart test lint format clean gpu-check
+.PHONY: install quickstart test lint format clean gpu-check faults
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(STAMP)
 # The GPU acceptance check (issue 21): one command, one JSON object; `--dry-run` runs the same parts on CPU.
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py
+
+# The fault-injection figures (issue 19): bad inputs, kills in write windows, killed sweep drivers, a lost Ray node.
+faults: $(STAMP)
+	$(BIN)/python benchmarks/faults.py --sweeps
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -21,6 +21,24 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+SPLIT_FILES = ("att_splits.mat", "image_files.txt", "attributes.txt", "synth_spec.json", "allclasses.txt")
+SPLIT_FILES += ("trainvalclasses.txt", "testclasses.txt", "trainclasses1.txt", "valclasses1.txt")
+
+
+@pytest.fixture(scope="session")
+def synth_res101(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic dataset's split files (symlinks, no images) plus its synthetic res101.mat: the data of the
+    families whose inputs are features."""
+    from zsl_bench.data.features import write_synth_res101
+
+    root = tmp_path_factory.mktemp("res101") / "synth"
+    root.mkdir()
+    for name in SPLIT_FILES:
+        (root / name).symlink_to(synth_root / name)
+    write_synth_res101(root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real xlsa17 split files beside the repo (../shared/data).

@@ -110,3 +110,36 @@ def test_missing_env_plugin_module_is_one_line(monkeypatch):
     reg: Registry = Registry("widget")
     with pytest.raises(UserError, match=r"plugin module 'no_such_zsl_plugin_module' .* failed to import"):
         reg.get("anything")
+
+
+def test_other_threads_see_a_lazy_module_only_once_it_has_finished_importing(tmp_path, monkeypatch):
+    """A lazy module registers its entries before it has finished executing; a second thread looking one up in
+    between waits for the import to finish instead of taking a half-made module's entry."""
+    import sys
+    import threading
+
+    (tmp_path / "zsl_lazy_holder.py").write_text(
+        "import threading\nfrom zsl_bench.registry import Registry\n"
+        "REG = Registry('widget')\nREG.register_lazy('slow', 'zsl_lazy_slow')\nADDED = threading.Event()\n"
+    )
+    (tmp_path / "zsl_lazy_slow.py").write_text(
+        "import time\nfrom zsl_lazy_holder import ADDED, REG\n"
+        "REG.add('slow', object())\nADDED.set()\ntime.sleep(0.3)\nFINISHED = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import zsl_lazy_holder
+
+    seen = {}
+
+    def second() -> None:
+        zsl_lazy_holder.ADDED.wait(5)
+        zsl_lazy_holder.REG.get("slow")
+        seen["finished"] = getattr(sys.modules["zsl_lazy_slow"], "FINISHED", False)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    first = zsl_lazy_holder.REG.get("slow")
+    thread.join()
+    for name in ("zsl_lazy_holder", "zsl_lazy_slow"):
+        sys.modules.pop(name, None)
+    assert seen == {"finished": True} and zsl_lazy_holder.REG.get("slow") is first

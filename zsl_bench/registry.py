@@ -14,6 +14,12 @@ Every entry remembers its :class:`Provider` — the distribution and version tha
 directories record. Discovery happens in whatever process looks a name up: the sweep driver, each Ray worker and
 each SLURM job find the same plugins, because entry points live in the environment and ``$ZSL_BENCH_PLUGINS`` is
 passed on to every process a sweep starts (:mod:`zsl_bench.plugins`).
+
+Lazy loading is thread-safe: two threads (e.g. two ``run_trial`` calls of one process) that look up entries at once
+import a lazy module, run discovery, or import an optional package through :func:`import_names` one at a time,
+under one re-entrant lock, and a thread sees a lazy entry only once its module has finished importing. The import
+system alone does not cover this: a module registers its entries (and transformers installs its lazy module)
+before it has finished executing.
 """
 
 from __future__ import annotations
@@ -23,17 +29,39 @@ import difflib
 import fnmatch
 import importlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from zsl_bench.errors import UserError
 
 T = TypeVar("T")
 
 PLUGINS_ENV = "ZSL_BENCH_PLUGINS"  # comma-separated modules imported by every registry lookup that misses
+
+# Held while a lazy module, a plugin or an optional package is imported. Re-entrant: importing a lazy module may
+# look entries up (and import further lazy modules) in the same thread.
+_LOAD_LOCK = threading.RLock()
+
+
+def import_names(module: str, *names: str) -> tuple[Any, ...]:
+    """The attributes ``names`` of ``module``, imported under the registries' load lock.
+
+    For heavy optional packages imported on first use (``import_names("transformers", "ViTConfig", "ViTModel")``):
+    transformers, imported cold by two threads at once, raises ``ImportError: cannot import name ...`` in one.
+
+    Raises:
+        ImportError: ``module`` is missing, or has no attribute among ``names``.
+    """
+    with _LOAD_LOCK:
+        mod = importlib.import_module(module)
+        try:
+            return tuple(getattr(mod, name) for name in names)
+        except AttributeError as exc:
+            raise ImportError(f"cannot import name {exc.name!r} from {module!r}") from None
 
 
 def close_matches(name: str, candidates: list[str], n: int = 3) -> list[str]:
@@ -72,17 +100,26 @@ def _own_version() -> str | None:
 
 
 BUILTIN = Provider("zsl-bench", _own_version())
-_current: list[Provider] = [BUILTIN]
+
+
+class _Attribution(threading.local):
+    """Per thread, the providers of the ``providing`` blocks it is inside (innermost last)."""
+
+    def __init__(self) -> None:
+        self.stack: list[Provider] = [BUILTIN]
+
+
+_current = _Attribution()
 
 
 @contextlib.contextmanager
 def providing(provider: Provider) -> Iterator[None]:
     """Entries registered inside this block are attributed to ``provider``."""
-    _current.append(provider)
+    _current.stack.append(provider)
     try:
         yield
     finally:
-        _current.pop()
+        _current.stack.pop()
 
 
 class Registry(Generic[T]):
@@ -94,7 +131,9 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
         self._providers: dict[str, Provider] = {}
-        self._discovered = False
+        self._loaded: set[str] = set()  # lazy modules whose import has finished
+        self._discovered = False  # discovery has finished (or failed: it is not retried)
+        self._discovering = False  # discovery is under way in the thread holding the load lock
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name`` (default: its ``__name__``)."""
@@ -111,7 +150,7 @@ class Registry(Generic[T]):
 
         ``module`` (where ``obj`` is defined) attributes an entry registered outside discovery, e.g. by a plugin
         module the user imported themselves, to that module's distribution rather than to zsl-bench."""
-        provider = _current[-1]
+        provider = _current.stack[-1]
         if provider is BUILTIN and module and module.split(".", 1)[0] not in ("zsl_bench", "__main__", "builtins"):
             provider = module_provider(module)
         if name in self._entries:
@@ -139,11 +178,19 @@ class Registry(Generic[T]):
         """The entry called ``name``; unknown names raise ``UserError`` with close matches."""
         if name not in self._entries and name not in self._lazy:
             self.discover()
-        if name not in self._entries and name in self._lazy:
-            importlib.import_module(self._lazy[name])
+        module = self._lazy.get(name)
+        if module is not None and module not in self._loaded:
+            self._load(module)
         if name not in self._entries:
             raise UserError(unknown_name_message(self.kind, name, self.names()))
         return self._entries[name]
+
+    def _load(self, module: str) -> None:
+        """Import lazy ``module`` (once; other threads wait until it has finished registering its entries)."""
+        with _LOAD_LOCK:
+            if module not in self._loaded:
+                importlib.import_module(module)
+                self._loaded.add(module)
 
     def provider(self, name: str) -> Provider:
         """The provider of a registered entry (imports a lazy one)."""
@@ -159,12 +206,17 @@ class Registry(Generic[T]):
         """Import the plugin modules of ``$ZSL_BENCH_PLUGINS`` and this registry's entry points (once)."""
         if self._discovered:
             return
-        self._discovered = True
-        import_env_plugins()
-        if self.group is None:
-            return
-        for ep in metadata.entry_points(group=self.group):
-            self._load_entry_point(ep)
+        with _LOAD_LOCK:
+            if self._discovered or self._discovering:  # done by another thread, or a plugin looking names up
+                return
+            self._discovering = True
+            try:
+                import_env_plugins()
+                for ep in metadata.entry_points(group=self.group) if self.group is not None else ():
+                    self._load_entry_point(ep)
+            finally:
+                self._discovering = False
+                self._discovered = True
 
     def _load_entry_point(self, ep: metadata.EntryPoint) -> None:
         dist = ep.dist
@@ -201,16 +253,17 @@ def module_provider(module: str) -> Provider:
 
 def import_env_plugins() -> None:
     """Import every ``$ZSL_BENCH_PLUGINS`` module not imported yet; a failing one is a one-line ``UserError``."""
-    for module in plugin_modules():
-        if module in _imported_env:
-            continue
-        _imported_env.add(module)
-        with providing(module_provider(module)):
-            try:
-                importlib.import_module(module)
-            except Exception as exc:
-                _imported_env.discard(module)
-                raise UserError(
-                    f"plugin module {module!r} (--plugin / ${PLUGINS_ENV}) failed to import "
-                    f"({type(exc).__name__}: {exc}); check the name and that its folder is on PYTHONPATH"
-                ) from None
+    with _LOAD_LOCK:
+        for module in plugin_modules():
+            if module in _imported_env:
+                continue
+            _imported_env.add(module)
+            with providing(module_provider(module)):
+                try:
+                    importlib.import_module(module)
+                except Exception as exc:
+                    _imported_env.discard(module)
+                    raise UserError(
+                        f"plugin module {module!r} (--plugin / ${PLUGINS_ENV}) failed to import "
+                        f"({type(exc).__name__}: {exc}); check the name and that its folder is on PYTHONPATH"
+                    ) from None

@@ -8,26 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from zsl_bench.data.features import write_synth_res101
 from zsl_bench.engine import run_trial
 from zsl_bench.errors import UserError
 from zsl_bench.models import MODELS, build_model
 from zsl_bench.models.base import TrainContext
 
 CLASSIC = ["eszsl", "ale", "devise", "sje"]
-SPLIT_FILES = ("att_splits.mat", "image_files.txt", "attributes.txt", "synth_spec.json", "allclasses.txt")
-SPLIT_FILES += ("trainvalclasses.txt", "testclasses.txt", "trainclasses1.txt", "valclasses1.txt")
-
-
-@pytest.fixture(scope="module")
-def synth_res101(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic dataset's split files (symlinks, no images) plus its synthetic res101.mat."""
-    root = tmp_path_factory.mktemp("res101") / "synth"
-    root.mkdir()
-    for name in SPLIT_FILES:
-        (root / name).symlink_to(synth_root / name)
-    write_synth_res101(root)
-    return root
 
 
 def test_registered_with_their_tiny_names() -> None:

@@ -21,27 +21,15 @@ TINY = sorted({MODELS.get(name).tiny for name in MODELS.names()})
 UNSEEN = 8  # classes of the synthetic test-unseen set: chance CZSL is 1/8
 
 
-@pytest.fixture(scope="module")
-def feature_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic dataset with its synthetic ``res101.mat`` (for families whose inputs are features)."""
-    from zsl_bench.data.features import write_synth_res101
-    from zsl_bench.data.synth import generate
-
-    root = tmp_path_factory.mktemp("data") / "synth"
-    generate(root)
-    write_synth_res101(root)
-    return root
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TINY)
 def test_every_tiny_model_learns_with_its_family_defaults(
-    name: str, synth_root: Path, feature_root: Path, tmp_path: Path
+    name: str, synth_root: Path, synth_res101: Path, tmp_path: Path
 ) -> None:
     spec = MODELS.get(name)
     overrides = {"model.name": name, "data.name": "synth", "data.root": str(synth_root)}
     if spec.inputs == "features":
-        overrides.update({"data.root": str(feature_root), "data.features": "res101"})
+        overrides.update({"data.root": str(synth_res101), "data.features": "res101"})
     summary = run_trial(build_config(None, overrides), tmp_path / name)
     czsl = summary["best_by_val"]["test"]["czsl"]
     assert czsl >= 2.0 / UNSEEN, f"{name}: test CZSL {czsl:.3f} is not far above chance ({1 / UNSEEN:.3f})"

@@ -64,6 +64,18 @@ def test_every_shipped_space_loads_and_summarizes(path):
     assert summary.num_samples == space.sweep.num_samples
 
 
+@pytest.mark.parametrize("path", shipped_spaces(), ids=lambda p: p.stem)
+def test_every_shipped_space_has_a_smoke_variant_of_tiny_models(path, tmp_path):
+    from zsl_bench.models import MODELS
+    from zsl_bench.search.stages import smoke_variant
+
+    smoke, base = smoke_variant(*load_space(path), tmp_path / "synth")
+    tiny = smoke.space["model.name"].values if "model.name" in smoke.space else [base.model.name]
+    assert tiny and all(MODELS.get(name).tiny == name for name in tiny), tiny
+    assert base.data.name == "synth" and base.train.epochs == 1 and smoke.sweep.num_samples == 2
+    assert not [key for key in smoke.space if key.startswith(("model.options", "data."))]
+
+
 def test_slurm_job_gets_a_space_that_resolves_on_the_nodes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = sweep_argv(SlurmSweep(space=Path("quickstart.yaml"), nodes=1, cpus_per_node=1))

@@ -76,14 +76,18 @@ def train_epoch(
 
     ``targets`` [N] maps a dataset index to its row of ``ctx.seen_classes``. The model's ``training_loss`` gives
     the losses of a micro-batch; ``total`` / ``grad_accum`` is back-propagated and the optimiser steps every
-    ``grad_accum`` micro-batches (and after the last). A non-finite loss raises ``FloatingPointError``.
+    ``grad_accum`` micro-batches (and after the last). A non-finite loss raises ``FloatingPointError``. After each
+    micro-batch the model is asked (:meth:`ZslModel.eval_after_batch`) whether it trains the rest of the epoch in
+    eval mode.
     """
     model.train()
     sums: dict[str, float] = {}
     seen, pending = 0, 0
     params = [p for group in optimizer.param_groups for p in group["params"]]
     optimizer.zero_grad(set_to_none=True)
-    for idx, images in batches(source, train_idx, settings.batch_size, shuffle=True, generator=ctx.generator):
+    count = math.ceil(len(train_idx) / settings.batch_size)
+    stream = batches(source, train_idx, settings.batch_size, shuffle=True, generator=ctx.generator)
+    for number, (idx, images) in enumerate(stream, start=1):
         x = model_input(images, spec, True, ctx.generator, device)  # images [B, 3, S, S] or cached features
         batch = {"image": x, "target": torch.as_tensor(targets[idx], device=device)}
         losses = model.training_loss(batch, ctx)
@@ -98,6 +102,8 @@ def train_epoch(
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
         seen += len(idx)
+        if model.training and model.eval_after_batch(ctx.epoch, number, count, settings.grad_accum):
+            model.eval()
     if pending:
         _step(optimizer, params, settings.grad_clip)
     return {name: total / max(seen, 1) for name, total in sums.items()}

@@ -64,6 +64,12 @@ class ZslModel(nn.Module):
         cached backbone features a head-only model consumes), ``batch["target"]`` [B] rows of ``ctx.seen_classes``."""
         return self.loss(self(batch["image"]), batch, ctx.seen_attributes)
 
+    def eval_after_batch(self, epoch: int, batch: int, batches: int, grad_accum: int) -> bool:
+        """Asked by the training loop after micro-batch ``batch`` (1-based) of the ``batches`` of ``epoch`` (1-based;
+        optimiser step every ``grad_accum``): True switches the model to eval mode (dropout off) for the rest of the
+        epoch, as a reference recipe that evaluates mid-epoch does. The default never does."""
+        return False
+
     def provenance(self) -> dict[str, str]:
         """Where this model's starting point came from (pretrained weights, attribute embeddings…), written into
         the run's ``summary.json`` as ``model_info``. Models set ``self.info`` entries; the default is empty."""

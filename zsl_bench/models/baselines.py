@@ -22,13 +22,16 @@ Google expect mean = std = 0.5, so that backbone re-normalises its input (a fixe
 multiple of the patch size through interpolated position embeddings (the state dict stays the 224-px one).
 
 The backbone/head split (:meth:`AttributeModel.backbone_parameters`) gives the optimiser its two learning rates and
-:meth:`AttributeModel.freeze_backbone` the frozen mode. Only this module imports transformers.
+:meth:`AttributeModel.freeze_backbone` the frozen mode.
+
+Importing transformers costs seconds, so this module does it only when a model is built that needs it (through
+:func:`~zsl_bench.registry.import_names`, thread-safe): the ViT and DeiT models, and ResNets with pretrained weights.
+A randomly initialised ResNet (``resnet_test``'s default) is :class:`~zsl_bench.models.resnet.ResNet`, plain torch
+with the same weights, keys and outputs as transformers' ``ResNetModel``.
 """
 
 from __future__ import annotations
 
-import logging
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,37 +45,14 @@ from zsl_bench.models.base import ZslModel
 from zsl_bench.models.factories import shared_options
 from zsl_bench.models.family import ModelFamily
 from zsl_bench.models.heads import PooledHead, Scorer, Scoring, TokenAttentionHead
+from zsl_bench.models.hf_weights import HUB_IDS, load_backbone_net
+from zsl_bench.models.resnet import ResNetArch, ResNetBackbone, resnet_backbone
+from zsl_bench.registry import import_names
 
-log = logging.getLogger(__name__)
-
-HUB_IDS = {
-    "resnet101": "microsoft/resnet-101",
-    "vit_b16": "google/vit-base-patch16-224",
-    "deit_b16": "facebook/deit-base-distilled-patch16-224",
-}
-RANDOM_INIT = ("none", "random", "scratch")  # ``pretrained`` values that ask for random init explicitly
-_STATE_FILES = (".safetensors", ".bin", ".pt", ".pth")
 Head = Literal["pooled", "attention"]
 
 
 # ----------------------------------------------------------------------------------------------- backbones
-
-
-class ResNetBackbone(nn.Module):
-    """A transformers ``ResNetModel``: images [B, 3, H, W] → ``pooled`` [B, D] and ``tokens`` [B, h·w, D].
-
-    D = ``hidden_sizes[-1]`` (2048 for ResNet-101); h, w = H/32, W/32 (the last stage's feature map, row-major).
-    """
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-        self.dim: int = net.config.hidden_sizes[-1]
-
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.net(pixel_values=images)
-        fmap = out.last_hidden_state  # [B, D, h, w]
-        return {"pooled": out.pooler_output.flatten(1), "tokens": fmap.flatten(2).transpose(1, 2)}
 
 
 class ViTBackbone(nn.Module):
@@ -202,99 +182,6 @@ def _assemble(
     return AttributeModel(backbone, head_module, Scorer(scoring, scale), attr_weight)  # type: ignore[arg-type]
 
 
-# ------------------------------------------------------------------------------------------------ weights
-
-
-def load_backbone_net(model_cls: type, config: Any, pretrained: str | Path | None, model_name: str) -> nn.Module:
-    """A transformers ``model_cls`` (``ResNetModel``, ``ViTModel``, ``DeiTModel``) with weights from ``pretrained``.
-
-    ``None`` or one of :data:`RANDOM_INIT`: random init from ``config``. An existing directory: ``from_pretrained``
-    (its own config). An existing state-dict file: ``config`` plus those weights. Anything else is taken as a hub id
-    (the network, or the local Hugging Face cache when ``HF_HUB_OFFLINE=1``). All three go through
-    ``from_pretrained``, so the ``…ForImageClassification`` prefix and older key names are converted. Failures,
-    and weights that leave part of the backbone uninitialised, are one-line ``UserError``s.
-    """
-    kwargs = {"add_pooling_layer": False} if _takes(model_cls, "add_pooling_layer") else {}  # ViT/DeiT: no pooler
-    if pretrained is None or str(pretrained).strip().lower() in RANDOM_INIT:
-        log.info("%s: random init (pretrained=%s)", model_name, pretrained)
-        return model_cls(config, **kwargs)
-    path = Path(pretrained).expanduser()
-    how = (
-        "provide them with model.options.pretrained=/path/to/dir (a transformers save_pretrained directory, e.g. "
-        f"`hf download {_hub_hint(model_cls)} --local-dir DIR` on a machine online) or a "
-        "state-dict file, use a hub id when online, or ask for random init with model.options.pretrained=none"
-    )
-    if path.is_file():
-        with tempfile.TemporaryDirectory(prefix="zsl-bench-weights-") as tmp:
-            _state_file_as_directory(path, config, Path(tmp), model_name)
-            return _from_pretrained(model_cls, tmp, kwargs, model_name, f"file {path}", how)
-    if path.is_dir():
-        return _from_pretrained(model_cls, str(path), kwargs, model_name, f"directory {path}", how)
-    if str(pretrained).startswith(("/", ".", "~")):  # a path, and hub ids never look so
-        raise UserError(f"cannot load pretrained weights for {model_name}: no such directory or file {path}; {how}")
-    return _from_pretrained(model_cls, str(pretrained), kwargs, model_name, f"hub id {pretrained!r}", how)
-
-
-def _from_pretrained(
-    model_cls: type, source: str, kwargs: dict[str, Any], model_name: str, where: str, how: str
-) -> nn.Module:
-    """``model_cls.from_pretrained(source)`` in float32; every backbone weight must come from ``source``."""
-    try:
-        net, info = model_cls.from_pretrained(source, dtype=torch.float32, output_loading_info=True, **kwargs)
-    except (OSError, ValueError, RuntimeError) as exc:  # no network/cache, bad repo id, size mismatch
-        reason = _first_line(exc)
-    else:
-        missing = sorted(info["missing_keys"])
-        if not missing:
-            return net
-        reason = f"{len(missing)} backbone weights missing there, e.g. {missing[0]}"
-    raise UserError(f"cannot load pretrained weights for {model_name} from {where} ({reason}); {how}")
-
-
-def _state_file_as_directory(path: Path, config: Any, out: Path, model_name: str) -> None:
-    """Write ``config`` and the state dict of ``path`` (unwrapped from ``{"state_dict": …}``) as a
-    ``save_pretrained``-style directory ``out``."""
-    if path.suffix not in _STATE_FILES:
-        raise UserError(f"{model_name}: pretrained file {path} is not a state dict ({', '.join(_STATE_FILES)})")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file: whatever the loader raises
-        raise UserError(f"{model_name}: cannot read pretrained file {path} ({_first_line(exc)})") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"{model_name}: pretrained file {path} does not hold a state dict of tensors")
-    from safetensors.torch import save_file
-
-    config.save_pretrained(out)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out / "model.safetensors"))
-
-
-def _takes(model_cls: type, name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(model_cls.__init__).parameters
-
-
-_HUB_OF_CLASS = {"ResNetModel": "resnet101", "ViTModel": "vit_b16", "DeiTModel": "deit_b16"}
-
-
-def _hub_hint(model_cls: type) -> str:
-    """The hub id of the full-size weights of a transformers backbone class (for the offline hint)."""
-    return HUB_IDS.get(_HUB_OF_CLASS.get(model_cls.__name__, ""), "ORG/NAME")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 # --------------------------------------------------------------------------------------------- families
 
 
@@ -320,26 +207,21 @@ DEIT = _baseline_family("deit", "deit_test")
 
 def resnet101_backbone(pretrained: str | Path | None, model_name: str = "resnet101") -> ResNetBackbone:
     """ResNet-101 (bottleneck blocks, depths 3-4-23-3, 2048-d output; the ``microsoft/resnet-101`` config)."""
-    from transformers import ResNetConfig, ResNetModel
-
-    config = ResNetConfig(depths=[3, 4, 23, 3], hidden_sizes=[256, 512, 1024, 2048], layer_type="bottleneck")
-    return ResNetBackbone(load_backbone_net(ResNetModel, config, pretrained, model_name))
+    return resnet_backbone(ResNetArch(depths=(3, 4, 23, 3)), pretrained, model_name)
 
 
 def vit_b16_backbone(pretrained: str | Path | None, model_name: str = "vit_b16") -> ViTBackbone:
     """ViT-B/16 at 224 px (768-d, 12 layers, 12 heads); Google's weights expect mean = std = 0.5 inputs."""
-    from transformers import ViTConfig, ViTModel
-
-    config = ViTConfig(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12)
-    return ViTBackbone(load_backbone_net(ViTModel, config, pretrained, model_name), prefix=1, symmetric_input=True)
+    config_cls, model_cls = import_names("transformers", "ViTConfig", "ViTModel")
+    config = config_cls(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12)
+    return ViTBackbone(load_backbone_net(model_cls, config, pretrained, model_name), prefix=1, symmetric_input=True)
 
 
 def deit_b16_backbone(pretrained: str | Path | None, model_name: str = "deit_b16") -> ViTBackbone:
     """DeiT-B/16 distilled at 224 px (class + distillation tokens; ImageNet mean/std inputs)."""
-    from transformers import DeiTConfig, DeiTModel
-
-    config = DeiTConfig(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12)
-    return ViTBackbone(load_backbone_net(DeiTModel, config, pretrained, model_name), prefix=2)
+    config_cls, model_cls = import_names("transformers", "DeiTConfig", "DeiTModel")
+    config = config_cls(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12)
+    return ViTBackbone(load_backbone_net(model_cls, config, pretrained, model_name), prefix=2)
 
 
 def _head_options(
@@ -425,13 +307,9 @@ def resnet_test(
     pretrained: str | None = None,
 ) -> ZslModel:
     """A tiny 3-stage basic-block ResNet (~0.3 M params at width 32; 64 px → 4 x 4 regions) for CPU tests."""
-    from transformers import ResNetConfig, ResNetModel
-
-    hidden = [width * 2**i for i in range(len(depths))]
-    config = ResNetConfig(
-        num_channels=3, embedding_size=width, hidden_sizes=hidden, depths=list(depths), layer_type="basic"
-    )
-    backbone = ResNetBackbone(load_backbone_net(ResNetModel, config, pretrained, "resnet_test"))
+    hidden = tuple(width * 2**i for i in range(len(depths)))
+    arch = ResNetArch(embedding_size=width, hidden_sizes=hidden, depths=tuple(depths), layer_type="basic")
+    backbone = resnet_backbone(arch, pretrained, "resnet_test")
     return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)
 
 
@@ -465,10 +343,9 @@ def vit_test(
     pretrained: str | None = None,
 ) -> ZslModel:
     """A tiny ViT (patch 8, 3 layers, 96-d; 64 px → 64 patches) for CPU tests; ``pooled`` is the class token."""
-    from transformers import ViTConfig, ViTModel
-
-    config = _tiny_vit_config(ViTConfig, image_size, patch_size, hidden, layers, heads)
-    backbone = ViTBackbone(load_backbone_net(ViTModel, config, pretrained, "vit_test"), prefix=1)
+    config_cls, model_cls = import_names("transformers", "ViTConfig", "ViTModel")
+    config = _tiny_vit_config(config_cls, image_size, patch_size, hidden, layers, heads)
+    backbone = ViTBackbone(load_backbone_net(model_cls, config, pretrained, "vit_test"), prefix=1)
     return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)
 
 
@@ -489,8 +366,7 @@ def deit_test(
     pretrained: str | None = None,
 ) -> ZslModel:
     """A tiny distilled DeiT (class + distillation tokens) for CPU tests and ``deit_b16_*`` smoke runs."""
-    from transformers import DeiTConfig, DeiTModel
-
-    config = _tiny_vit_config(DeiTConfig, image_size, patch_size, hidden, layers, heads)
-    backbone = ViTBackbone(load_backbone_net(DeiTModel, config, pretrained, "deit_test"), prefix=2)
+    config_cls, model_cls = import_names("transformers", "DeiTConfig", "DeiTModel")
+    config = _tiny_vit_config(config_cls, image_size, patch_size, hidden, layers, heads)
+    backbone = ViTBackbone(load_backbone_net(model_cls, config, pretrained, "deit_test"), prefix=2)
     return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)

@@ -36,6 +36,7 @@ from torch import nn
 from zsl_bench.data.transforms import TRANSFORMS
 from zsl_bench.errors import UserError
 from zsl_bench.models import duet_losses as L
+from zsl_bench.models import duet_recipe as R
 from zsl_bench.models import duet_sampling as S
 from zsl_bench.models.base import TrainContext, ZslModel
 from zsl_bench.models.duet_encoders import (
@@ -83,6 +84,9 @@ QUIRKS = {
     "default_init": "PyTorch's default initialisation for the cross layer instead of BERT's N(0, 0.02)",
     "mask_redraw": "masked attribute redrawn up to 3 times until it has negatives",
     "prune_170": "masked-branch texts pruned at 170 tokens (binds on CUB only, max_length 250)",
+    "eval_after_mid_epoch": "eval mode (no dropout) for the rest of an epoch after the official mid-epoch evaluation",
+    "tfidf_bonus": "tf-idf counts 3 more classes for the habit, diet, behaviour and role groups (AwA2)",
+    "tfidf_prune": "over-long texts rebuilt from attributes drawn by tf-idf instead of dropping random ones",
 }
 OFFICIAL_PRUNE = 170  # the official util.py prunes CUB's texts above this many tokens
 LOSS_KEYS = ("total", "ce", "attr", "sc", "mlm", "acl", "naive")
@@ -105,6 +109,7 @@ class DuetSettings:
     acl_anchors: int | None = None
     binarize: str = "mean"
     quirks: frozenset[str] = frozenset()
+    mid_epoch: R.MidEpochEval | None = None  # quirk eval_after_mid_epoch: the official trigger, when it has one
 
     def __post_init__(self) -> None:
         for name in ("xe_weight", "attr_weight", "sc_weight", "mlm_weight", "acl_weight", "naive_weight"):
@@ -132,20 +137,6 @@ class _Attributes:
     key: tuple
     binary: torch.Tensor
     stats: S.ClassStats
-
-
-class MlmHead(nn.Module):
-    """BERT's MLM head, untied and randomly initialised: dense H→H, GELU, LayerNorm, decoder H→V (+ bias)."""
-
-    def __init__(self, hidden: int, vocab: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(hidden, hidden)
-        self.norm = nn.LayerNorm(hidden, eps=1e-12)
-        self.decoder = nn.Linear(hidden, vocab)
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        """[..., H] → [..., V]."""
-        return self.decoder(self.norm(nn.functional.gelu(self.dense(states))))
 
 
 class DuetModel(ZslModel):
@@ -180,7 +171,7 @@ class DuetModel(ZslModel):
         self.text = text
         self.cross = cross
         self.fc_image = nn.Linear(hidden, num_attributes)
-        self.mlm_head = MlmHead(hidden, text.config.vocab_size)
+        self.mlm_head = L.MlmHead(hidden, text.config.vocab_size)
         self.contrast_proj = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.tokenizer = tokenizer
         self.settings = settings
@@ -288,14 +279,18 @@ class DuetModel(ZslModel):
         binary = binarize(torch.as_tensor(source).float().cpu(), self.settings.binarize)
         seen = ctx.seen_classes.cpu()
         group_of = torch.tensor(self.builder.group_of)
-        stats = S.class_stats(ctx.class_attributes[ctx.seen_classes].cpu(), binary[seen], group_of)
+        bonus = R.tfidf_bonus(self.builder.groups) if "tfidf_bonus" in self.settings.quirks else None
+        stats = S.class_stats(ctx.class_attributes[ctx.seen_classes].cpu(), binary[seen], group_of, bonus)
         self._attrs = _Attributes(key, binary, stats)
         return self._attrs
 
     def _draw_text(self, stats: S.ClassStats, row: int, target: int, gen: torch.Generator) -> Prompt:
         """Text of seen class ``row`` with its attributes dropped at ``attribute_miss`` (``target`` kept)."""
         kept = S.drop_attributes(S.present(stats, row), target, self.settings.attribute_miss, gen)
-        kept = S.prune(kept, target, self._costs, self._budget, gen)
+        if "tfidf_prune" in self.settings.quirks:
+            kept = S.prune_by_tfidf(kept, target, self._costs, self._budget, stats.rarity, gen)
+        else:
+            kept = S.prune(kept, target, self._costs, self._budget, gen)
         return self.builder.text(kept, None if target < 0 else target)
 
     # ------------------------------------------------------------------------------------------- training
@@ -338,6 +333,11 @@ class DuetModel(ZslModel):
             out["sc"] = cfg.sc_weight * L.self_calibration(pred @ ctx.class_attributes[classes].t(), unseen)
         out["total"] = sum(out[k] for k in LOSS_KEYS[1:])
         return out
+
+    def eval_after_batch(self, epoch: int, batch: int, batches: int, grad_accum: int) -> bool:
+        """Quirk ``eval_after_mid_epoch``: eval mode from here to the epoch's end where the official loop evaluated."""
+        trigger = self.settings.mid_epoch
+        return trigger is not None and trigger.fires(epoch, batch, batches, grad_accum)
 
     def _pool(self) -> str:
         return "all" if "test_pool" in self.settings.quirks else "train"
@@ -386,7 +386,7 @@ class DuetModel(ZslModel):
             if cfg.acl_anchors is not None and len(anchors) >= cfg.acl_anchors:
                 break
             pos = S.choose_positive(stats, rows[b], ks[b], gen, "anchor_positive" in cfg.quirks)
-            negs = S.choose_negatives(stats, rows[b], ks[b], gen)
+            negs = S.choose_negatives(stats, rows[b], ks[b], gen, "mask_redraw" in cfg.quirks)
             if pos is None or len(negs) < 4:
                 continue
             anchors.append(b)
@@ -399,8 +399,8 @@ class DuetModel(ZslModel):
         images = ctx.sample_images(torch.tensor([r for r, _ in pairs], device=device), self._pool())
         lang_o, _ = self._cross(self._read(enc_o), enc_o.mask, self.visual_token(images))
         idx = torch.tensor(anchors, device=device)
-        anchor = self.contrast_proj(_span_mean(lang[idx], enc.target[idx]))  # [N, H]
-        others = self.contrast_proj(_span_mean(lang_o, enc_o.target)).view(len(anchors), 5, -1)
+        anchor = self.contrast_proj(L.span_mean(lang[idx], enc.target[idx]))  # [N, H]
+        others = self.contrast_proj(L.span_mean(lang_o, enc_o.target)).view(len(anchors), 5, -1)
         raw = "raw_logits" in cfg.quirks
         return L.attribute_contrast(anchor, others, torch.stack(weights).to(device), cfg.temperature, raw)
 
@@ -410,12 +410,6 @@ class DuetModel(ZslModel):
         text = list(self.text.parameters())
         taken = {id(p) for p in vision + text}
         return {"vision": vision, "text": text, "head": [p for p in self.parameters() if id(p) not in taken]}
-
-
-def _span_mean(states: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
-    """Mean of states [N, L, H] over the positions span [N, L] (zeros where a row has none) → [N, H]."""
-    w = span.to(states.dtype)
-    return (states * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp_min(1.0)
 
 
 # ---------------------------------------------------------------------------------------------- factories
@@ -455,6 +449,7 @@ def _duet_options(
     visual_token: VisualToken = "logits",
     binarize: str = "mean",
     official_quirks: list[str] | str | None = None,  # a list, "a, b", or "all"
+    mid_epoch_trigger: str | None = None,  # quirk eval_after_mid_epoch: "dataset" (None), "none", "awa2:1000:20", …
     xe_weight: float = 1.0,
     attr_weight: float = 1e-2,
     sc_weight: float = 1e-3,
@@ -499,7 +494,9 @@ def _settings(options: dict[str, Any]) -> DuetSettings:
     chosen = set(quirks or ())
     if "all" in chosen:
         chosen = (chosen - {"all"}) | set(QUIRKS)
-    return DuetSettings(quirks=frozenset(chosen), **{k: options[k] for k in _STEP_OPTIONS})
+    trigger = R.mid_epoch_trigger(options["mid_epoch_trigger"], options["dataset"])  # parsed (checked) always
+    mid_epoch = trigger if "eval_after_mid_epoch" in chosen else None
+    return DuetSettings(quirks=frozenset(chosen), mid_epoch=mid_epoch, **{k: options[k] for k in _STEP_OPTIONS})
 
 
 def _assemble(
@@ -581,10 +578,12 @@ def duet_test(
     patch_size: int = 16,
     vision_pretrained: str | None = None,
     text_pretrained: str | None = None,
+    dropout: float = 0.0,
     **options: Any,
 ) -> ZslModel:
     """Tiny DUET for CPU tests: a ``hidden``-wide DeiT (patch ``patch_size``) or Swin (``vision: swin``), a BERT of
-    ``text_layers`` layers with an in-memory WordPiece vocabulary, no dropout; random init unless given weights."""
+    ``text_layers`` layers with an in-memory WordPiece vocabulary, ``dropout`` in BERT and the cross layer (default
+    none); random init unless given weights."""
     settings = _settings(options)
     if vision == "deit":
         config = deit_config(image_size, patch_size, hidden, vision_layers, heads)
@@ -596,7 +595,7 @@ def duet_test(
     enc = build_vision(vision, config, vision_pretrained, "duet_test", options["visual_token"], official_head)
 
     def text_config(vocab: int) -> Any:
-        return bert_config(vocab_size=vocab, hidden=hidden, layers=text_layers, heads=heads, dropout=0.0)
+        return bert_config(vocab_size=vocab, hidden=hidden, layers=text_layers, heads=heads, dropout=dropout)
 
     options = {**options, "text_pretrained": text_pretrained}
-    return _assemble(num_attributes, enc, text_config, "duet_test", settings, options, xlayer_dropout=0.0)
+    return _assemble(num_attributes, enc, text_config, "duet_test", settings, options, xlayer_dropout=dropout)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from zsl_bench.errors import UserError
+from zsl_bench.registry import import_names
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class VisionEncoder(nn.Module):
 
 def deit_config(image_size: int = 224, patch: int = 16, hidden: int = 768, layers: int = 12, heads: int = 12) -> Any:
     """A DeiT config (DeiT-B/16 by default), 1000 ImageNet labels."""
-    from transformers import DeiTConfig
+    (DeiTConfig,) = import_names("transformers", "DeiTConfig")
 
     return DeiTConfig(
         image_size=image_size,
@@ -157,7 +158,7 @@ def swin_config(
     window: int = 7,
 ) -> Any:
     """A Swin config (Swin-B/4 window 7 by default), 1000 ImageNet labels."""
-    from transformers import SwinConfig
+    (SwinConfig,) = import_names("transformers", "SwinConfig")
 
     return SwinConfig(
         image_size=image_size,
@@ -179,13 +180,17 @@ def build_vision(
     in the distilled checkpoint and is therefore newly initialised (models.md §7.9); otherwise
     ``DeiTForImageClassificationWithTeacher`` keeps the checkpoint's two pretrained heads.
     """
-    import transformers as tf
-
+    deit, deit_teacher, swin = import_names(
+        "transformers",
+        "DeiTForImageClassification",
+        "DeiTForImageClassificationWithTeacher",
+        "SwinForImageClassification",
+    )
     if kind == "deit":
-        cls = tf.DeiTForImageClassification if official_head else tf.DeiTForImageClassificationWithTeacher
+        cls = deit if official_head else deit_teacher
         allow = ("classifier.",) if official_head else ()
     elif kind == "swin":
-        cls, allow = tf.SwinForImageClassification, ()
+        cls, allow = swin, ()
     else:
         raise UserError(f"model option vision must be 'deit' or 'swin', not {kind!r}")
     what = f"vision encoder of {model_name}"
@@ -200,7 +205,7 @@ def bert_config(
     vocab_size: int = 30522, hidden: int = 768, layers: int = 12, heads: int = 12, dropout: float = 0.1
 ) -> Any:
     """A BERT config (bert-base-uncased by default)."""
-    from transformers import BertConfig
+    (BertConfig,) = import_names("transformers", "BertConfig")
 
     return BertConfig(
         vocab_size=vocab_size,
@@ -216,7 +221,7 @@ def bert_config(
 
 def build_text(config: Any, source: str | None, model_name: str) -> nn.Module:
     """A ``BertModel`` without pooler from ``source`` (option ``text_pretrained``) or random init."""
-    from transformers import BertModel
+    (BertModel,) = import_names("transformers", "BertModel")
 
     what = f"text encoder (BERT) of {model_name}"
     return load_net(BertModel, config, source, what, "text_pretrained", TEXT_HUB_ID, add_pooling_layer=False)
@@ -224,7 +229,7 @@ def build_text(config: Any, source: str | None, model_name: str) -> nn.Module:
 
 def load_tokenizer(source: str, model_name: str, option: str = "tokenizer") -> Any:
     """The fast tokenizer of ``source`` (hub id or directory), given by model option ``option``."""
-    from transformers import AutoTokenizer
+    (AutoTokenizer,) = import_names("transformers", "AutoTokenizer")
 
     what = f"tokenizer of {model_name}"
     where = _source(source, what, option, TEXT_HUB_ID)
@@ -242,7 +247,7 @@ def load_tokenizer(source: str, model_name: str, option: str = "tokenizer") -> A
 def local_tokenizer(texts: Iterable[str]) -> Any:
     """A WordPiece ``BertTokenizer`` built in memory: special tokens, punctuation, digits, letters (also as
     ``##`` continuations, so any text tokenises) and every lower-cased word of ``texts``."""
-    from transformers import BertTokenizer
+    (BertTokenizer,) = import_names("transformers", "BertTokenizer")
 
     words = sorted({w for t in texts for w in re.findall(r"[a-z0-9]+", t.lower())})
     chars = string.ascii_lowercase + string.digits
@@ -255,8 +260,8 @@ def xlayer(hidden: int, heads: int, intermediate: int, dropout: float, bert_init
     """One randomly initialised LXMERT cross-modality layer (shared cross-attention, two self-attentions, two FFNs):
     BERT's N(0, 0.02) with zero biases, or with ``bert_init=False`` PyTorch's default initialisation (what the
     official code gets, building the layer outside a ``PreTrainedModel``; quirk ``default_init``)."""
-    from transformers import LxmertConfig
-    from transformers.models.lxmert.modeling_lxmert import LxmertXLayer
+    (LxmertConfig,) = import_names("transformers", "LxmertConfig")
+    (LxmertXLayer,) = import_names("transformers.models.lxmert.modeling_lxmert", "LxmertXLayer")
 
     cfg = LxmertConfig(
         hidden_size=hidden,

@@ -1,4 +1,5 @@
-"""DUET's loss terms (models.md §2.3) as pure functions; the weights are applied by the model.
+"""DUET's loss terms (models.md §2.3) as pure functions, the weights applied by the model; and the heads behind
+them (:class:`MlmHead`, :func:`span_mean`).
 
 The official code's quirks are options here (``official`` arguments), the correct form is the default:
 ``double_softmax`` (cross-entropy applied to probabilities), ``mlm_padding`` (the masked-LM loss averaged over
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def classification(logits: torch.Tensor, target: torch.Tensor, double_softmax: bool = False) -> torch.Tensor:
@@ -116,3 +118,23 @@ def paired_contrast(
     else:
         sim = sim.masked_fill(~keep, float("-inf"))
     return F.cross_entropy(sim, pair)
+
+
+class MlmHead(nn.Module):
+    """BERT's MLM head, untied and randomly initialised: dense H→H, GELU, LayerNorm, decoder H→V (+ bias)."""
+
+    def __init__(self, hidden: int, vocab: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.decoder = nn.Linear(hidden, vocab)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        """[..., H] → [..., V]."""
+        return self.decoder(self.norm(nn.functional.gelu(self.dense(states))))
+
+
+def span_mean(states: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+    """Mean of states [N, L, H] over the positions span [N, L] (zeros where a row has none) → [N, H]."""
+    w = span.to(states.dtype)
+    return (states * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp_min(1.0)

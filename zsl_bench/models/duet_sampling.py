@@ -40,8 +40,13 @@ class ClassStats:
     group_of: torch.Tensor
 
 
-def class_stats(att_seen: torch.Tensor, binary_seen: torch.Tensor, group_of: torch.Tensor) -> ClassStats:
-    """:class:`ClassStats` from the seen classes' attributes [S, A], binary attributes [S, A] and groups [A]."""
+def class_stats(
+    att_seen: torch.Tensor, binary_seen: torch.Tensor, group_of: torch.Tensor, bonus: torch.Tensor | None = None
+) -> ClassStats:
+    """:class:`ClassStats` from the seen classes' attributes [S, A], binary attributes [S, A] and groups [A].
+
+    ``bonus`` [A] (quirk ``tfidf_bonus``) is added to every attribute's count of seen classes before the tf-idf.
+    """
     att = att_seen.detach().float().cpu()
     lo, hi = att.min(), att.max()
     deal = (att - lo) / (hi - lo) if hi > lo else torch.zeros_like(att)
@@ -49,6 +54,8 @@ def class_stats(att_seen: torch.Tensor, binary_seen: torch.Tensor, group_of: tor
     manh.fill_diagonal_(1.0)
     binary = binary_seen.detach().bool().cpu()
     count = binary.sum(0).float()
+    if bonus is not None:
+        count = count + bonus.float().cpu()
     tfidf = torch.where(count > 0, 1.0 / count.clamp_min(1.0), torch.zeros_like(count))
     used = count > 0
     rarity = torch.zeros_like(tfidf)
@@ -136,6 +143,32 @@ def prune(attrs: list[int], keep: int, costs: list[int], budget: int, gen: torch
     return [a for a in attrs if a not in gone]
 
 
+def prune_by_tfidf(
+    attrs: list[int], keep: int, costs: list[int], budget: int, rarity: torch.Tensor, gen: torch.Generator
+) -> list[int]:
+    """Quirk ``tfidf_prune`` (official ``prun``): when the summed ``costs`` of ``attrs`` exceed ``budget``, rebuild
+    the list from ``keep`` alone: min(30, n - 3) of the n entries of ``attrs`` are drawn without replacement ∝
+    ``rarity`` [A] min-max scaled over ``attrs`` (the commonest is never drawn), and added in the drawn order
+    (``keep`` skipped) until the cost reaches ``budget`` — the last one added may pass it. Returned in the order of
+    ``attrs``."""
+    if sum(costs[a] for a in attrs) <= budget:
+        return attrs
+    chosen = {keep} if keep in attrs else set()
+    total = sum(costs[a] for a in chosen)
+    weights = rarity[attrs]
+    span = weights.max() - weights.min()
+    weights = (weights - weights.min()) / span if span > 0 else torch.zeros_like(weights)
+    size = max(0, min(30, len(attrs) - 3))
+    for i in _draw(weights, gen, size) if size else []:
+        if attrs[i] == keep:
+            continue
+        chosen.add(attrs[i])
+        total += costs[attrs[i]]
+        if total >= budget:
+            break
+    return [a for a in attrs if a in chosen]
+
+
 def choose_positive(
     stats: ClassStats, anchor: int, k: int, gen: torch.Generator, with_anchor: bool = False
 ) -> int | None:
@@ -156,15 +189,23 @@ def choose_positive(
     return int(rows[top][_draw(dist[top], gen)[0]])
 
 
-def choose_negatives(stats: ClassStats, anchor: int, k: int, gen: torch.Generator) -> list[tuple[int, int]]:
+def choose_negatives(
+    stats: ClassStats, anchor: int, k: int, gen: torch.Generator, official_fallback: bool = False
+) -> list[tuple[int, int]]:
     """Four (class row, target attribute) negatives for anchor class ``anchor`` and masked attribute ``k``
-    (see the module docstring); [] when no seen class lacks ``k``."""
+    (see the module docstring); [] when no seen class lacks ``k``.
+
+    ``official_fallback`` (quirk ``mask_redraw``): [] when no class has a conflicting value in k's group. The
+    official ``prepare_original_sample`` empties its lists of the anchor's values of k's group after the last
+    failed draw, so ``prepare_negative_sample``'s fallback steps search empty sets and the anchor is skipped."""
     group = (stats.group_of == stats.group_of[k]).nonzero().flatten()
     have = stats.binary[anchor, group]
     cannot, need = group[have], group[~have]
     ok = ~stats.binary[:, cannot].any(1) & stats.binary[:, need].any(1)
     ok[anchor] = False
     targets_from = need
+    if not ok.any() and official_fallback:
+        return []
     if not ok.any():  # fallback: classes lacking k, targeting their values of k's group (else any value)
         ok = ~stats.binary[:, k]
         ok[anchor] = False

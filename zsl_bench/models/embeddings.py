@@ -206,8 +206,10 @@ def text_encoder_embeddings(model_id: str, names: list[str], batch_size: int = 6
     Raises:
         UserError: the tokenizer/model cannot be loaded (one line naming it and how to provide it).
     """
+    from zsl_bench.registry import import_names
+
     try:
-        from transformers import AutoModel, AutoTokenizer
+        auto_model, auto_tokenizer = import_names("transformers", "AutoModel", "AutoTokenizer")
     except ImportError:
         raise UserError(
             "attribute_embeddings=hf:... needs the transformers package (pip install transformers)"
@@ -215,8 +217,8 @@ def text_encoder_embeddings(model_id: str, names: list[str], batch_size: int = 6
     where = Path(model_id).expanduser()
     source = str(where) if where.is_dir() else model_id
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source, dtype=torch.float32).eval()
+        tokenizer = auto_tokenizer.from_pretrained(source)
+        model = auto_model.from_pretrained(source, dtype=torch.float32).eval()
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         lines = str(exc).strip().splitlines()
         why = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
