@@ -7,8 +7,9 @@
 ``<run>/test_scores.npz`` test scores at the validation-selected epoch (seen-unseen curves, AUSUC)
 ``<run>/done``          empty, written last: only runs with it are complete
 
-Every file is written atomically (temp file ``.NAME.*.tmp`` in the same directory + ``os.replace``), so a reader
-never sees half a file; the temp files a killed write leaves behind are deleted when a writer reopens the run.
+Every file is written atomically (temp file ``.NAME.*.tmp`` in the same directory, renamed into place by
+:mod:`zsl_bench.atomic`), so a reader never sees half a file; the temp files a killed write leaves behind are
+deleted when a writer reopens the run.
 A resumed run keeps its last ``summary.json`` until the first new epoch replaces it.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from zsl_bench import safe_yaml
+from zsl_bench import atomic, safe_yaml
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,8 @@ def clean_temp_files(run_dir: Path) -> list[Path]:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` via a temp file and a rename (:func:`zsl_bench.atomic.write_text`)."""
+    atomic.write_text(path, text)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -133,14 +125,8 @@ class RunWriter:
             "epoch": np.int64(epoch),
             "gamma": np.float64(gamma),
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{TEST_SCORES}.", suffix=".tmp", dir=self.dir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, self.dir / TEST_SCORES)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic.atomic_open(self.dir / TEST_SCORES) as fh:
+            np.savez_compressed(fh, **arrays)
 
     def error(self, message: str) -> None:
         self.record_error(self.dir, message)

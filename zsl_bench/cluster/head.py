@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zsl_bench import atomic
 from zsl_bench.cluster import procs
 from zsl_bench.cluster.auth import check_token_file, create_token, read_token, token_env
 from zsl_bench.cluster.dashboard import DashboardClient, DashboardError
@@ -309,9 +310,7 @@ def _num_cpus(opts: HeadOptions) -> int:
 
 
 def _write_state(cdir: Path, state: ClusterState) -> None:
-    tmp = cdir / f".{STATE}.tmp"
-    tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
-    os.replace(tmp, cdir / STATE)
+    atomic.write_text(cdir / STATE, json.dumps(asdict(state), indent=2) + "\n")
 
 
 def _forget(cdir: Path, state: ClusterState) -> None:

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from zsl_bench import atomic
+from zsl_bench.atomic import atomic_path
 from zsl_bench.data.transforms import TransformSpec, preprocess
 from zsl_bench.data.xlsa17 import one_line
 from zsl_bench.errors import UserError
@@ -106,9 +108,7 @@ class ImageCache:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(data, indent=2) + "\n", mode=0o644)
 
 
 def build_cache(
@@ -136,9 +136,8 @@ def build_cache(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     n, s = len(paths), spec.size
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     workers = workers or min(8, os.cpu_count() or 1)
-    try:
+    with atomic_path(out, mode=0o644) as tmp:  # nothing is left behind when an image fails
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, s, s))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for start in range(0, n, _CHUNK):
@@ -149,10 +148,6 @@ def build_cache(
                     progress(min(start + _CHUNK, n), n)
         arr.flush()
         del arr
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     meta = {
         "format": CACHE_FORMAT,
         "dataset": dataset,

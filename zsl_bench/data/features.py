@@ -41,6 +41,7 @@ import numpy as np
 import scipy.io
 import torch
 
+from zsl_bench.atomic import atomic_path
 from zsl_bench.data.datasets import ZslDataset, read_dataset
 from zsl_bench.data.declare import DatasetSpec, dataset_spec
 from zsl_bench.data.layouts import read_res101_fields
@@ -430,16 +431,8 @@ def write_res101(path: Path, features: np.ndarray, labels: np.ndarray, image_fil
         "labels": (np.asarray(labels, dtype=np.float64) + 1).reshape(-1, 1),
         "image_files": cells,
     }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, mode=0o644) as tmp:
         scipy.io.savemat(tmp, mat, format="5", do_compression=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def synth_features(

@@ -25,7 +25,7 @@ Steps, each resumable and idempotent:
 3. Unpack into a staging folder beside the destination (members with absolute paths or ``..``, devices, symbolic
    links — a link inside the tree may leave ``--root`` once the entries move up — and hard links leaving the tree are
    refused; a refused archive is renamed ``<file>.refused``, kept aside like a mismatch), then move the entries into
-   place with ``os.replace``. Existing files or folders that
+   place with one rename each (:func:`zsl_bench.atomic.move_into_place`). Existing files or folders that
    are not identical and not from an interrupted earlier run of this command are never overwritten.
 4. Record ``ROOT/.zsl-fetch/<target>.json``; a later run finds it (or finds the layout already present) and does
    nothing. The archive is deleted unless ``--keep-archives`` (and ``downloads/`` with it when left empty).
@@ -37,7 +37,6 @@ import contextlib
 import hashlib
 import http.client
 import json
-import os
 import re
 import shutil
 import sys
@@ -53,6 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from zsl_bench import atomic
+from zsl_bench.atomic import move_into_place
 from zsl_bench.data.xlsa17 import one_line
 from zsl_bench.errors import UserError
 
@@ -251,11 +252,11 @@ def download(
         part.unlink()
         have = 0
     if size is not None and have == size:
-        os.replace(part, dest)
+        move_into_place(part, dest)
         return
     resp = _open(url, have, timeout)
     if resp is None:  # 416: nothing more to send, the .part is complete
-        os.replace(part, dest)
+        move_into_place(part, dest)
         return
     with resp:
         total = _response_total(resp, have)
@@ -281,7 +282,7 @@ def download(
             ) from None
     if total is not None and done != total:
         raise UserError(f"download of {url} stopped at {done} of {total} bytes; run the same command again to resume")
-    os.replace(part, dest)
+    move_into_place(part, dest)
 
 
 def _response_total(resp: http.client.HTTPResponse, offset: int) -> int | None:
@@ -429,10 +430,7 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(state, indent=2, sort_keys=True) + "\n", mode=0o644)
 
 
 def default_fetch_root(target: Target) -> Path:
@@ -511,7 +509,7 @@ def fetch(
         got = sha256_file(path)
         if expected is not None and got != expected:
             aside = path.with_name(path.name + ".sha256-mismatch")
-            os.replace(path, aside)
+            move_into_place(path, aside)
             raise UserError(
                 f"{archive.filename} from {url} has sha256 {got[:16]}… but {expected[:16]}… was expected; kept "
                 f"aside as {aside} and not unpacked: delete it to retry, or pass --sha256 {archive.filename}=<hex> "
@@ -523,7 +521,7 @@ def fetch(
             result.placed.extend(_install(target, archive, path, root, state, state_path))
         except BadArchive as exc:
             aside = path.with_name(path.name + ".refused")
-            os.replace(path, aside)
+            move_into_place(path, aside)
             raise UserError(f"{exc}; kept aside as {aside}: delete it to retry") from None
         if not keep_archives:
             path.unlink(missing_ok=True)
@@ -583,7 +581,7 @@ def _install(
             elif dest.exists() or dest.is_symlink():
                 dest.unlink()
             dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dest)
+            move_into_place(src, dest)
         return [rel for _, rel in moves]
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.io
 
+from zsl_bench import atomic
 from zsl_bench.errors import UserError
 
 REQUIRED_FIELDS = ("att", "allclasses_names", "trainval_loc", "test_seen_loc", "test_unseen_loc")
@@ -246,19 +246,8 @@ def read_att_splits(path: Path) -> Xlsa17Split:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` (mode 0644) via a temp file in the same directory and a rename."""
+    atomic.write_bytes(path, data, fsync=True, mode=0o644)
 
 
 def _mat_loc(loc: np.ndarray, name: str) -> np.ndarray:

@@ -11,15 +11,14 @@ to continue the trial at ``epoch + 1`` with the same data order and the same sel
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zsl_bench.atomic import atomic_open
 from zsl_bench.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -100,13 +99,5 @@ def _refused(exc: Exception) -> str:
 
 
 def _atomic_save(state: dict[str, Any], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())  # the data is on disk before the rename makes it the checkpoint
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, fsync=True) as fh:  # on disk before the rename makes it the checkpoint
+        torch.save(state, fh)

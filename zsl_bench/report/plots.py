@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zsl_bench.atomic import atomic_path
 from zsl_bench.errors import UserError
 from zsl_bench.report.scores import Curve
 
@@ -32,13 +32,10 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: Path) -> None:
     """Write ``fig`` to ``path`` atomically, without time stamps in the PNG metadata."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-        os.replace(tmp, path)
+        with atomic_path(path, mode=0o644) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
     finally:
-        tmp.unlink(missing_ok=True)
         fig.clf()
         _pyplot().close(fig)
 

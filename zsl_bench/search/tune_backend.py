@@ -84,19 +84,16 @@ def ensure_local_token(ray_dir: Path) -> None:
     earlier run is reused only when it is this user's, mode 0600 (``cluster.auth.check_token_file``). Must run
     before ``import ray``: Ray reads ``RAY_AUTH_MODE`` on import.
     """
-    from zsl_bench.cluster.auth import check_token_file
+    from zsl_bench.cluster.auth import check_token_file, create_token
 
     os.environ["RAY_AUTH_MODE"] = "token"
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return
-    ray_dir.mkdir(parents=True, exist_ok=True)
     token = ray_dir / "auth_token"
     if os.path.lexists(token):
         check_token_file(token)
     else:
-        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
+        create_token(token)
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
 
 
