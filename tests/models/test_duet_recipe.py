@@ -107,6 +107,7 @@ def test_the_quirk_and_its_trigger_reach_the_model(synth_root: Path) -> None:
     assert model.settings.mid_epoch == MidEpochEval("awa2", first=6, every=2)
     assert model.eval_after_batch(1, 8, 24, 2) and not model.eval_after_batch(1, 4, 24, 2)
     assert not build(mid_epoch_trigger="awa2:6:2").eval_after_batch(1, 8, 24, 2)  # the quirk is off
+    assert build(official_quirks="grad_tail").keeps_grad_tail() and not build().keeps_grad_tail()
     with pytest.raises(UserError, match="mid_epoch_trigger"):
         build(mid_epoch_trigger="hourly")
 
@@ -125,7 +126,7 @@ OPTIONS = {
     "mlm_weight": 0.1,
     "mask_prob": 0.5,
 }
-SEED, LR, BATCH, ACCUM, EPOCHS, GAMMA = 5, 1e-2, 4, 2, 2, 0.0
+SEED, LR, BATCH, ACCUM, EPOCHS, GAMMA = 5, 1e-2, 3, 3, 2, 0.002  # 96 images: 32 batches, a tail of 2 per epoch
 
 
 @pytest.fixture(scope="module")
@@ -155,12 +156,17 @@ def _config(root: Path, threads: int) -> dict:
     }
 
 
-def _reference(root: Path, switch: bool = True) -> tuple[list[float], list[bool], DuetModel, list[float]]:
+def _reference(
+    root: Path, switch: bool = True, tail: bool = True
+) -> tuple[list[float], list[bool], DuetModel, list[float]]:
     """The official main.py's training loop re-derived: per epoch model.train() and a new Adam at lr x 0.8^epoch
     (0-based; step_size 1 here); per micro-batch the loss / grad_accum back-propagated, a step and zero_grad every
-    grad_accum batches; model.eval() after the batch where the official loop evaluates (AwA2's rule with first and
-    every scaled down) until the epoch ends. Batches, images and the per-step draws come from the same seeded
-    streams as the engine's. Returns the per-batch losses, train mode per batch, the model, and the epoch means."""
+    grad_accum batches of the epoch and nowhere else, so the gradients of an epoch's last batches after its last
+    step (the tail) add to the next epoch's first step; model.eval() after the batch where the official loop
+    evaluates (AwA2's rule with first and every scaled down) until the epoch ends. ``switch=False`` leaves out the
+    eval-mode switch, ``tail=False`` steps on the tail at the epoch's end instead. Batches, images and the per-step
+    draws come from the same seeded streams as the engine's. Returns the per-batch losses, train mode per batch,
+    the model, and the epoch means."""
     random.seed(SEED)
     np.random.seed(SEED)
     torch.manual_seed(SEED)
@@ -176,12 +182,11 @@ def _reference(root: Path, switch: bool = True) -> tuple[list[float], list[bool]
     gen = torch.Generator().manual_seed(SEED)
     pools = class_pools(data.labels, proto.train_idx, proto.train_classes)
     n = math.ceil(len(proto.train_idx) / BATCH)
-    assert n % ACCUM == 0  # the official loop carries a tail's gradients into the next epoch (docs/duet.md)
+    assert n % ACCUM != 0  # a gradient tail every epoch (quirk grad_tail)
     losses, modes, means = [], [], []
     for epoch in range(EPOCHS):
         model.train()
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=LR * 0.8**epoch)
-        optimizer.zero_grad()
         ctx = TrainContext(
             att,
             torch.as_tensor(proto.train_classes),
@@ -205,6 +210,9 @@ def _reference(root: Path, switch: bool = True) -> tuple[list[float], list[bool]
                 official_eval = epoch * n + i + 1 >= 6 and (i + 1) % (2 * ACCUM) == 0
                 if switch and official_eval and i + 1 != n:
                     model.eval()
+        if not tail:
+            optimizer.step()
+            optimizer.zero_grad()
         means.append(total / seen)
     return losses, modes, model, means
 
@@ -272,3 +280,8 @@ def test_official_recipe_end_to_end(small_synth: Path, tmp_path: Path, one_threa
     # the eval-mode switch matters for this trajectory: without it the reference drifts from the engine's
     plain_losses, plain_modes, _, _ = _reference(small_synth, switch=False)
     assert all(plain_modes) and not np.allclose(plain_losses, ref_losses, rtol=1e-5, atol=1e-7)
+    # and so does the gradient tail: stepping on it at each epoch's end changes the second epoch's losses
+    stepped_losses, _, _, _ = _reference(small_synth, tail=False)
+    n = len(ref_losses) // EPOCHS
+    assert np.allclose(stepped_losses[:n], ref_losses[:n], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(stepped_losses[n:], ref_losses[n:], rtol=1e-5, atol=1e-7)

@@ -76,15 +76,19 @@ def train_epoch(
 
     ``targets`` [N] maps a dataset index to its row of ``ctx.seen_classes``. The model's ``training_loss`` gives
     the losses of a micro-batch; ``total`` / ``grad_accum`` is back-propagated and the optimiser steps every
-    ``grad_accum`` micro-batches (and after the last). A non-finite loss raises ``FloatingPointError``. After each
-    micro-batch the model is asked (:meth:`ZslModel.eval_after_batch`) whether it trains the rest of the epoch in
-    eval mode.
+    ``grad_accum`` micro-batches (and after the last, unless the model keeps that tail). A non-finite loss raises
+    ``FloatingPointError``. After each micro-batch the model is asked (:meth:`ZslModel.eval_after_batch`) whether it
+    trains the rest of the epoch in eval mode. A model whose :meth:`ZslModel.keeps_grad_tail` is True gets no step
+    on the gradients of the micro-batches after the epoch's last full ``grad_accum`` group: they stay on the
+    parameters (nothing is zeroed at the epoch's start either) and add to the next epoch's first step.
     """
     model.train()
     sums: dict[str, float] = {}
     seen, pending = 0, 0
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    optimizer.zero_grad(set_to_none=True)
+    keep_tail = model.keeps_grad_tail()
+    if not keep_tail:
+        optimizer.zero_grad(set_to_none=True)
     count = math.ceil(len(train_idx) / settings.batch_size)
     stream = batches(source, train_idx, settings.batch_size, shuffle=True, generator=ctx.generator)
     for number, (idx, images) in enumerate(stream, start=1):
@@ -104,7 +108,7 @@ def train_epoch(
         seen += len(idx)
         if model.training and model.eval_after_batch(ctx.epoch, number, count, settings.grad_accum):
             model.eval()
-    if pending:
+    if pending and not keep_tail:
         _step(optimizer, params, settings.grad_clip)
     return {name: total / max(seen, 1) for name, total in sums.items()}
 

@@ -70,6 +70,13 @@ class ZslModel(nn.Module):
         epoch, as a reference recipe that evaluates mid-epoch does. The default never does."""
         return False
 
+    def keeps_grad_tail(self) -> bool:
+        """Asked by the training loop at an epoch's start: True leaves the gradients of the micro-batches after the
+        epoch's last full ``grad_accum`` group unstepped and unzeroed, so they add to the next epoch's first step
+        (as a reference loop that steps only every ``grad_accum`` batches of an epoch does). The default steps on
+        them at the epoch's end."""
+        return False
+
     def provenance(self) -> dict[str, str]:
         """Where this model's starting point came from (pretrained weights, attribute embeddings…), written into
         the run's ``summary.json`` as ``model_info``. Models set ``self.info`` entries; the default is empty."""

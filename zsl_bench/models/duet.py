@@ -40,9 +40,7 @@ from zsl_bench.models import duet_recipe as R
 from zsl_bench.models import duet_sampling as S
 from zsl_bench.models.base import TrainContext, ZslModel
 from zsl_bench.models.duet_encoders import (
-    TEXT_HUB_ID,
     VISION_HUB_IDS,
-    VisualToken,
     bert_config,
     build_text,
     build_vision,
@@ -58,76 +56,21 @@ from zsl_bench.models.duet_prompts import (
     Prompt,
     PromptBuilder,
     binarize,
-    check_binarize_rule,
     encode,
     generic_builder,
     masked,
     official_awa2_template,
 )
+from zsl_bench.models.duet_settings import QUIRKS, DuetSettings, duet_options, settings_from_options
 from zsl_bench.models.factories import shared_options
 from zsl_bench.models.family import ModelFamily
 
+__all__ = ["DUET", "QUIRKS", "DuetModel", "DuetSettings"]
+
 log = logging.getLogger(__name__)
 
-QUIRKS = {
-    "double_softmax": "cross-entropy applied to softmax probabilities",
-    "mlm_padding": "masked-LM loss averaged over every position, padding included",
-    "test_pool": "contrastive images drawn from all images of a seen class, test-seen included",
-    "attn_padding": "the cross layer attends to padding tokens",
-    "raw_logits": "attribute contrast by plain dot products (no normalisation, no temperature)",
-    "masked_cls": "the masked branch classifies from the masked class texts instead of the template",
-    "random_deit_head": "DeiT logits from a newly initialised head instead of the distilled checkpoint's heads",
-    "class_tfidf": "masked attribute drawn with tf-idf min-max scaled over the class's own attributes",
-    "anchor_positive": "the anchor's class counts among the positive candidates (and is the positive when alone)",
-    "paired_zero": "paired contrast: same-class logits set to 0 but kept in the denominator",
-    "awa2_template": "AwA2's official test-time template (diet | role | habitat | habit, 'behavior')",
-    "default_init": "PyTorch's default initialisation for the cross layer instead of BERT's N(0, 0.02)",
-    "mask_redraw": "masked attribute redrawn up to 3 times until it has negatives",
-    "prune_170": "masked-branch texts pruned at 170 tokens (binds on CUB only, max_length 250)",
-    "eval_after_mid_epoch": "eval mode (no dropout) for the rest of an epoch after the official mid-epoch evaluation",
-    "tfidf_bonus": "tf-idf counts 3 more classes for the habit, diet, behaviour and role groups (AwA2)",
-    "tfidf_prune": "over-long texts rebuilt from attributes drawn by tf-idf instead of dropping random ones",
-}
 OFFICIAL_PRUNE = 170  # the official util.py prunes CUB's texts above this many tokens
 LOSS_KEYS = ("total", "ce", "attr", "sc", "mlm", "acl", "naive")
-
-
-@dataclass(frozen=True)
-class DuetSettings:
-    """Loss weights and step options of a :class:`DuetModel` (the factories' options of the same names)."""
-
-    xe_weight: float = 1.0
-    attr_weight: float = 1e-2
-    sc_weight: float = 1e-3
-    mlm_weight: float = 1.0
-    acl_weight: float = 0.01
-    naive_weight: float = 0.05
-    temperature: float = 0.05
-    mask_prob: float = 0.4
-    attribute_miss: float = 0.5
-    max_length: int = 150
-    acl_anchors: int | None = None
-    binarize: str = "mean"
-    quirks: frozenset[str] = frozenset()
-    mid_epoch: R.MidEpochEval | None = None  # quirk eval_after_mid_epoch: the official trigger, when it has one
-
-    def __post_init__(self) -> None:
-        for name in ("xe_weight", "attr_weight", "sc_weight", "mlm_weight", "acl_weight", "naive_weight"):
-            if getattr(self, name) < 0:
-                raise UserError(f"model option {name} must be >= 0 (got {getattr(self, name)})")
-        for name in ("mask_prob", "attribute_miss"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UserError(f"model option {name} must be in [0, 1] (got {getattr(self, name)})")
-        if self.temperature <= 0:
-            raise UserError(f"model option temperature must be > 0 (got {self.temperature})")
-        if self.max_length < 8:
-            raise UserError(f"model option max_length must be >= 8 (got {self.max_length})")
-        if self.acl_anchors is not None and self.acl_anchors < 1:
-            raise UserError(f"model option acl_anchors must be >= 1 or null (got {self.acl_anchors})")
-        check_binarize_rule(self.binarize)
-        unknown = sorted(self.quirks - set(QUIRKS))
-        if unknown:
-            raise UserError(f"unknown official_quirks {', '.join(unknown)}; known: {', '.join(QUIRKS)}")
 
 
 @dataclass
@@ -191,6 +134,8 @@ class DuetModel(ZslModel):
                 f"DUET got {builder.num_attributes} attribute names for {self.num_attributes} attributes; "
                 "use the attribute files of the same dataset"
             )
+        if self.settings.renames:  # option value_mapping (idempotent: a saved vocabulary is already renamed)
+            builder = PromptBuilder(builder.groups, self.settings.renamed(builder.values))
         self.builder = builder
         self._template = None
         self._attrs = None
@@ -339,6 +284,10 @@ class DuetModel(ZslModel):
         trigger = self.settings.mid_epoch
         return trigger is not None and trigger.fires(epoch, batch, batches, grad_accum)
 
+    def keeps_grad_tail(self) -> bool:
+        """Quirk ``grad_tail``: an epoch's last incomplete ``grad_accum`` group adds to the next epoch's first step."""
+        return "grad_tail" in self.settings.quirks
+
     def _pool(self) -> str:
         return "all" if "test_pool" in self.settings.quirks else "train"
 
@@ -441,64 +390,6 @@ def _bert_base(vocab: int) -> Any:
     return bert_config(vocab_size=max(vocab, 30522))
 
 
-def _duet_options(
-    text_pretrained: str | None = TEXT_HUB_ID,
-    tokenizer: str | None = None,
-    dataset: str | None = None,
-    data_root: str | None = None,
-    visual_token: VisualToken = "logits",
-    binarize: str = "mean",
-    official_quirks: list[str] | str | None = None,  # a list, "a, b", or "all"
-    mid_epoch_trigger: str | None = None,  # quirk eval_after_mid_epoch: "dataset" (None), "none", "awa2:1000:20", …
-    xe_weight: float = 1.0,
-    attr_weight: float = 1e-2,
-    sc_weight: float = 1e-3,
-    mlm_weight: float = 1.0,
-    acl_weight: float = 0.01,
-    naive_weight: float = 0.05,
-    temperature: float = 0.05,
-    mask_prob: float = 0.4,
-    attribute_miss: float = 0.5,
-    max_length: int = 150,
-    acl_anchors: int | None = None,
-) -> None:
-    """The options of every DUET factory besides ``vision_pretrained`` (a template for
-    :func:`~zsl_bench.models.factories.shared_options`, never called): weights (``text_pretrained``, ``tokenizer``),
-    the dataset whose attribute words make the prompts (``dataset``, ``data_root``), ``visual_token``, the
-    official-code quirks, and the :class:`DuetSettings` of the training step (the module docstring and
-    docs/duet.md describe them)."""
-
-
-_STEP_OPTIONS = (
-    "xe_weight",
-    "attr_weight",
-    "sc_weight",
-    "mlm_weight",
-    "acl_weight",
-    "naive_weight",
-    "temperature",
-    "mask_prob",
-    "attribute_miss",
-    "max_length",
-    "acl_anchors",
-    "binarize",
-)
-
-
-def _settings(options: dict[str, Any]) -> DuetSettings:
-    """The :class:`DuetSettings` from a factory's options (``official_quirks``: a list or a comma/space string;
-    ``all`` selects every quirk of :data:`QUIRKS`)."""
-    quirks = options["official_quirks"]
-    if isinstance(quirks, str):
-        quirks = [q for q in quirks.replace(",", " ").split() if q]
-    chosen = set(quirks or ())
-    if "all" in chosen:
-        chosen = (chosen - {"all"}) | set(QUIRKS)
-    trigger = R.mid_epoch_trigger(options["mid_epoch_trigger"], options["dataset"])  # parsed (checked) always
-    mid_epoch = trigger if "eval_after_mid_epoch" in chosen else None
-    return DuetSettings(quirks=frozenset(chosen), mid_epoch=mid_epoch, **{k: options[k] for k in _STEP_OPTIONS})
-
-
 def _assemble(
     num_attributes: int,
     vision: nn.Module,
@@ -512,6 +403,8 @@ def _assemble(
     from the attribute words), BERT from ``text_config(vocab size)`` / ``text_pretrained``, the cross layer."""
     tokenizer, text_pretrained = options["tokenizer"], options["text_pretrained"]
     builder, original = _attribute_source(options["dataset"], options["data_root"], num_attributes)
+    if builder is not None and settings.renames:  # the renamed phrases enter the in-memory vocabulary too
+        builder = PromptBuilder(builder.groups, settings.renamed(builder.values))
     if tokenizer is not None and not is_random(tokenizer):
         tok = load_tokenizer(tokenizer, model_name)
     elif not is_random(text_pretrained):
@@ -520,6 +413,7 @@ def _assemble(
         from zsl_bench.data.synth import attribute_names
 
         texts = [*(builder.groups + builder.values if builder else []), *attribute_names(), "attributes"]
+        texts += [phrase for _, phrase in settings.renames]
         tok = local_tokenizer(texts)
     text = build_text(text_config(len(tok)), text_pretrained, model_name)
     if text.config.vocab_size < len(tok):
@@ -541,12 +435,12 @@ DUET = ModelFamily(
 
 
 @DUET.variant("duet_deit_b")
-@shared_options(_duet_options)
+@shared_options(duet_options)
 def duet_deit_b(
     num_attributes: int, image_size: int, vision_pretrained: str | None = VISION_HUB_IDS["deit"], **options: Any
 ) -> ZslModel:
     """DUET with DeiT-B/16 distilled (224 px) and bert-base-uncased (768-d, one 12-head cross layer)."""
-    settings = _settings(options)
+    settings = settings_from_options(options)
     official_head = "random_deit_head" in settings.quirks
     config = deit_config(image_size=224)
     vision = build_vision("deit", config, vision_pretrained, "duet_deit_b", options["visual_token"], official_head)
@@ -554,19 +448,19 @@ def duet_deit_b(
 
 
 @DUET.variant("duet_swin_b", transform=TRANSFORMS["duet_swin"])  # resize 224, no crop
-@shared_options(_duet_options)
+@shared_options(duet_options)
 def duet_swin_b(
     num_attributes: int, image_size: int, vision_pretrained: str | None = VISION_HUB_IDS["swin"], **options: Any
 ) -> ZslModel:
     """DUET with Swin-B/4 window 7 (224 px) and bert-base-uncased."""
-    settings = _settings(options)
+    settings = settings_from_options(options)
     config = swin_config(image_size=224)
     vision = build_vision("swin", config, vision_pretrained, "duet_swin_b", options["visual_token"])
     return _assemble(num_attributes, vision, _bert_base, "duet_swin_b", settings, options)
 
 
 @DUET.variant("duet_test")
-@shared_options(_duet_options)
+@shared_options(duet_options)
 def duet_test(
     num_attributes: int,
     image_size: int,
@@ -584,7 +478,7 @@ def duet_test(
     """Tiny DUET for CPU tests: a ``hidden``-wide DeiT (patch ``patch_size``) or Swin (``vision: swin``), a BERT of
     ``text_layers`` layers with an in-memory WordPiece vocabulary, ``dropout`` in BERT and the cross layer (default
     none); random init unless given weights."""
-    settings = _settings(options)
+    settings = settings_from_options(options)
     if vision == "deit":
         config = deit_config(image_size, patch_size, hidden, vision_layers, heads)
     elif vision == "swin":

@@ -1,5 +1,5 @@
 """DUET's official training recipe beyond one step (issue 20): when the official loop leaves its model in eval mode,
-and the AwA2 tf-idf bonus.
+the AwA2 tf-idf bonus, and the attribute value renames of the official ``mapping.json`` files.
 
 * :class:`MidEpochEval` (quirk ``eval_after_mid_epoch``): the official ``model/main.py`` evaluates on the test set
   in the middle of an epoch, calls ``model.eval()`` for it and calls ``model.train()`` again only at the start of
@@ -7,12 +7,18 @@ and the AwA2 tf-idf bonus.
   differs per dataset (``rule``); :meth:`MidEpochEval.fires` says after which batch the switch happens.
 * :func:`tfidf_bonus` (quirk ``tfidf_bonus``): the official tf-idf counts 3 more seen classes for every attribute of
   the groups named habit, diet, behaviour or role (AwA2's), so those attributes are masked less often.
+* :func:`load_value_mapping` / :func:`apply_value_mapping` (option ``value_mapping``): the official code writes,
+  for SUN and CUB, the phrase of ``cache/<dataset>/mapping.json`` (attribute index as a string → phrase) in place
+  of an attribute's name in every class text, masked word and negative target. zsl-bench ships no such file; the
+  option names the user's copy.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -85,3 +91,68 @@ def mid_epoch_trigger(spec: str | None, dataset: str | None) -> MidEpochEval | N
 def tfidf_bonus(groups: Sequence[str]) -> torch.Tensor:
     """[A] float: :data:`BONUS_COUNT` for attributes whose group (``groups`` [A]) is one of :data:`BONUS_GROUPS`."""
     return torch.tensor([float(BONUS_COUNT) if g in BONUS_GROUPS else 0.0 for g in groups])
+
+
+MAPPING_MAX_BYTES = 1024 * 1024  # the official files are about 1 kB
+
+
+def load_value_mapping(path: str | Path) -> dict[int, str]:
+    """The renames in the JSON file ``path``: one flat object ``{"<attribute index>": "<phrase>", ...}`` (the
+    official ``cache/<dataset>/mapping.json`` format) → {index: phrase with its whitespace collapsed}.
+
+    Raises:
+        UserError: one line naming the file when it is missing, over :data:`MAPPING_MAX_BYTES`, not UTF-8 JSON, not
+            a flat object, has a duplicate key, a key that is not a non-negative decimal integer or a value that is
+            not a non-empty string.
+    """
+    path = Path(path).expanduser()
+
+    def bad(reason: str) -> UserError:
+        return UserError(f"model option value_mapping={str(path)!r}: {reason}")
+
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAPPING_MAX_BYTES + 1)
+    except OSError as exc:
+        raise bad(f"cannot be read ({exc.strerror or exc})") from None
+    if len(data) > MAPPING_MAX_BYTES:
+        raise bad(f"larger than {MAPPING_MAX_BYTES} bytes")
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
+        return dict(items)
+
+    try:
+        doc = json.loads(data.decode("utf-8-sig"), object_pairs_hook=pairs)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise bad(f"not a JSON mapping file ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(doc, dict):
+        raise bad(f"expected a JSON object of index -> phrase, got {type(doc).__name__}")
+    out: dict[int, str] = {}
+    for key, value in doc.items():
+        if not (key.isascii() and key.isdigit()):
+            raise bad(f"key {key[:40]!r} is not an attribute index (a non-negative integer)")
+        if not isinstance(value, str) or not value.split():
+            raise bad(f"the value of {key!r} must be a non-empty string, got {str(value)[:40]!r}")
+        out[int(key)] = " ".join(value.split())
+    return out
+
+
+def apply_value_mapping(values: Sequence[str], renames: dict[int, str], source: str) -> list[str]:
+    """``values`` [A] (one phrase per attribute) with ``renames[i]`` written in place of ``values[i]``.
+
+    Raises:
+        UserError: a renamed index is not below A (names ``source``, the mapping file).
+    """
+    out = list(values)
+    beyond = sorted(i for i in renames if i >= len(out))
+    if beyond:
+        raise UserError(
+            f"model option value_mapping={source!r}: attribute index {beyond[0]} is out of range for "
+            f"{len(out)} attributes (a mapping file of another dataset?)"
+        )
+    for index, phrase in renames.items():
+        out[index] = phrase
+    return out
