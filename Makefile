@@ -43,6 +43,7 @@ faults: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/style_check.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -32,9 +32,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from zsl_bench.config import build_config
-from zsl_bench.engine import distributed, ds_config
+from zsl_bench.engine import ds_config, ds_import, process_group
+from zsl_bench.engine.distributed import StepModule
 from zsl_bench.models import build_model
 from zsl_bench.models.base import TrainContext
+from zsl_bench.ports import free_ports
 
 ATTRIBUTES, CLASSES = 13, 24
 WARMUP = 3
@@ -100,11 +102,11 @@ def worker(args: argparse.Namespace) -> None:
         "train.batch_size": args.batch,
     }
     cfg = build_config(None, overrides)
-    rank, world, _ = distributed.join_process_group("cpu", args.workers)
-    ds = distributed.import_deepspeed("cpu")
+    rank, world, _ = process_group.join_process_group("cpu", args.workers)
+    ds = ds_import.import_deepspeed("cpu")
     torch.manual_seed(0)
     model = build_model(args.model, ATTRIBUTES, args.size, **json.loads(args.options))
-    module = distributed.StepModule(model)
+    module = StepModule(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     engine, _, _, _ = ds.initialize(model=module, optimizer=opt, config=ds_config.generate(cfg, world))
     batch, module.ctx = inputs(args.batch, args.size, rank)
@@ -121,12 +123,12 @@ def worker(args: argparse.Namespace) -> None:
         print(
             json.dumps({"workers": world, "threads_per_worker": 1, "images_per_step": images, **stats(times, images)})
         )
-    distributed.close_process_group()
+    process_group.close_process_group()
 
 
 def zero(args: argparse.Namespace) -> dict[str, Any]:
     argv = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(args.workers)]
-    argv += ["--master-addr", "127.0.0.1", "--master-port", str(distributed.free_port()), __file__, "--worker"]
+    argv += ["--master-addr", "127.0.0.1", "--master-port", str(free_ports(1, "127.0.0.1")[0]), __file__, "--worker"]
     argv += ["--model", args.model, "--options", args.options, "--size", str(args.size), "--batch", str(args.batch)]
     argv += ["--steps", str(args.steps), "--workers", str(args.workers), "--stage", str(args.stage)]
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}

@@ -84,7 +84,7 @@ def main() -> None:
 
     import torch
 
-    from zsl_bench.data.features import FeatureStore
+    from zsl_bench.data.feature_store import FeatureStore
     from zsl_bench.data.synth import generate
     from zsl_bench.engine import run_trial
     from zsl_bench.models import build_model

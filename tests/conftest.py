@@ -70,7 +70,7 @@ def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
     return proc.returncode, proc.stdout, proc.stderr
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
     """``cli(*args, cwd=None, env=None)`` runs ``zsl-bench ARGS`` in a fresh interpreter → (code, stdout, stderr)."""
     return _cli

@@ -108,3 +108,64 @@ def test_help_does_not_import_heavy_packages(cli):
         code = f"import sys, {module}; print(sorted(m for m in {heavy} if m in sys.modules))"
         loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         assert loaded.strip() == expected, module
+
+
+def _subparser(parser, *path):
+    """The parser of ``zsl-bench PATH...``."""
+    import argparse
+
+    for name in path:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def test_every_sweep_flag_is_declared_once_and_reaches_every_launcher_command():
+    """``sweep`` and ``cluster slurm`` take each flag of the one table, filling the same request field."""
+    from zsl_bench.cli import build_parser
+    from zsl_bench.launchers.request import SWEEP_FLAGS
+
+    parser = build_parser()
+    for path in (["sweep"], ["cluster", "slurm"]):
+        options = {opt: a.dest for a in _subparser(parser, *path)._actions for opt in a.option_strings}
+        for flag in SWEEP_FLAGS:
+            assert options.get(flag.option) == flag.dest, (path, flag.option)
+
+
+def test_a_request_survives_its_argv():
+    """``SweepRequest.argv`` (what a SLURM job runs) parses back, through ``zsl-bench sweep``, to the same request."""
+    from pathlib import Path
+
+    from zsl_bench.cli import build_parser
+    from zsl_bench.launchers.request import SweepRequest
+
+    request = SweepRequest(
+        space="/spaces/it's a space.yaml",
+        name="a -b",
+        results=Path("/r s"),
+        num_samples=3,
+        overrides=["optim.lr=0.1", "meta.note=x=y"],
+        resume=True,
+        smoke=True,
+    )
+    args = build_parser().parse_args(["sweep", *request.argv()])
+    assert SweepRequest.from_args(args) == request
+    bare = SweepRequest(space="quickstart")
+    assert bare.argv() == ["--space", "quickstart", "--results", "results"]
+    assert SweepRequest.from_args(build_parser().parse_args(["sweep", *bare.argv()])) == bare
+
+
+def test_launchers_are_registered_and_chosen_by_command():
+    import argparse
+
+    from zsl_bench.cli import build_parser
+    from zsl_bench.launchers import LAUNCHERS
+    from zsl_bench.launchers.local import AttachRequest
+
+    assert {"local", "attach", "slurm"} <= set(LAUNCHERS.names())
+    assert LAUNCHERS.get("slurm").command == "slurm" and LAUNCHERS.get("local").command is None
+    args = build_parser().parse_args(["sweep", "--space", "q.yaml", "--address", "10.0.0.5:6379"])
+    request = LAUNCHERS.get("attach")().request(args)
+    assert isinstance(request, AttachRequest) and request.address == "10.0.0.5:6379" and request.space == "q.yaml"
+    slurm = build_parser().parse_args(["cluster", "slurm", "--space", "q", "--cpus-per-node", "2"])
+    assert isinstance(slurm, argparse.Namespace) and slurm.launcher == "slurm"

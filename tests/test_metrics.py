@@ -168,6 +168,15 @@ def test_gzsl_accuracy_hand_example(gamma: float, expected: dict) -> None:
     assert result == pytest.approx(expected)
 
 
+def test_accuracy_and_extra_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        gzsl_accuracy(EX_SCORES, EX_Y, EX_SEEN, EX_UNSEEN, 0.0, "per_sample")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        calibrate_gamma(EX_SCORES, EX_Y, EX_SEEN, EX_UNSEEN, None, [0.1])  # type: ignore[misc]
+    per_sample = gzsl_accuracy(EX_SCORES, EX_Y, EX_SEEN, EX_UNSEEN, 0.0, accuracy="per_sample")
+    assert set(per_sample) == {"u", "s", "h"}
+
+
 def test_gzsl_accuracy_tie_goes_to_smaller_class_id_like_argmax() -> None:
     # best seen (class 1) and best unseen (class 0) are equal: np.argmax picks column 0, the unseen class.
     scores = np.array([[0.5, 0.5], [0.5, 0.5]])

@@ -57,3 +57,30 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         write_text_atomic(path, json.dumps({"v": 2}))
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_read_record_types_the_summary_and_rejects_a_malformed_one(tmp_path):
+    from zsl_bench.rundir import read_record
+
+    w = RunWriter(tmp_path / "run")
+    w.config({"model": {"name": "m"}, "meta": {"stage": "final"}})
+    w.metrics({"epoch": 1, "split": "test", "czsl": 0.5, "u": 0.4, "s": 0.6, "h": 0.48})
+    w.summary({"status": "completed", "compute_s": 3.0})
+    w.done()
+    record = read_record(tmp_path / "run")
+    assert record.scored and record.stage == "final" and record.summary.compute_s == 3.0
+    assert record.evals()[0].scores() == {"czsl": 0.5, "u": 0.4, "s": 0.6, "h": 0.48}
+    w.summary({"status": "completed", "compute_s": "soon"})
+    with pytest.raises(UnreadableRun, match="compute_s"):
+        read_record(tmp_path / "run")
+    (tmp_path / "run" / "summary.json").unlink()
+    with pytest.raises(UnreadableRun, match=r"done but no summary\.json"):
+        read_record(tmp_path / "run")
+
+
+def test_test_scores_epoch_and_gamma_are_keywords(tmp_path):
+    w = RunWriter(tmp_path / "run")
+    with pytest.raises(TypeError):
+        w.test_scores([[0.0]], [0], [0], [0], 1, 0.0)
+    w.test_scores([[0.0]], [0], [0], [0], epoch=1, gamma=0.0)
+    assert (tmp_path / "run" / "test_scores.npz").exists()

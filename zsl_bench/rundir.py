@@ -1,8 +1,8 @@
 """The run directory: the contract between the engine (writer) and the leaderboard (reader).
 
 ``<run>/config.yaml``  resolved config (with ``meta``)
-``<run>/metrics.jsonl`` one JSON object per evaluation
-``<run>/summary.json``  the selected epoch / gamma and its metrics
+``<run>/metrics.jsonl`` one JSON object per evaluation (:class:`zsl_bench.record.EvalRecord`)
+``<run>/summary.json``  the selected epoch / gamma and its metrics (:class:`zsl_bench.record.RunSummary`)
 ``<run>/error.txt``     present when the trial failed (what went wrong)
 ``<run>/test_scores.npz`` test scores at the validation-selected epoch (seen-unseen curves, AUSUC)
 ``<run>/done``          empty, written last: only runs with it are complete
@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from zsl_bench import atomic, safe_yaml
+from zsl_bench.record import EvalRecord, RunRecord, RunSummary, parse_summary
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +107,16 @@ class RunWriter:
     def config(self, config: dict[str, Any]) -> None:
         write_yaml(self.dir / CONFIG, config)
 
-    def metrics(self, record: dict[str, Any]) -> None:
+    def metrics(self, record: EvalRecord | dict[str, Any]) -> None:
+        record = record.dump() if isinstance(record, EvalRecord) else record
         self._lines.append(json.dumps(record, sort_keys=True))
         write_text_atomic(self.dir / METRICS, "\n".join(self._lines) + "\n")
 
-    def summary(self, summary: dict[str, Any]) -> None:
-        write_json(self.dir / SUMMARY, summary)
+    def summary(self, summary: RunSummary | dict[str, Any]) -> None:
+        write_json(self.dir / SUMMARY, summary.dump() if isinstance(summary, RunSummary) else summary)
 
     def test_scores(
-        self, scores: np.ndarray, y_true: np.ndarray, seen: np.ndarray, unseen: np.ndarray, epoch: int, gamma: float
+        self, scores: np.ndarray, y_true: np.ndarray, seen: np.ndarray, unseen: np.ndarray, *, epoch: int, gamma: float
     ) -> None:
         """``scores`` float32 [N, C] (calibrated score space, before gamma), ``y_true`` [N], class id sets."""
         arrays = {
@@ -172,16 +174,31 @@ def read_run(path: Path) -> Run:
     return Run(path, config, summary, metrics, error, (path / DONE).exists())
 
 
+def read_record(path: Path) -> RunRecord:
+    """``path`` parsed and checked as a :class:`~zsl_bench.record.RunRecord`; raises ``UnreadableRun`` when its
+    config or summary has the wrong shape."""
+    run = read_run(path)
+    summary = None
+    if run.summary is not None:
+        try:
+            summary = parse_summary(run.summary)
+        except ValueError as exc:
+            raise UnreadableRun(f"{run.path}: {SUMMARY} {exc}") from None
+    if run.done and run.error is None and not run.summary:
+        raise UnreadableRun(f"{run.path}: done but no {SUMMARY}")
+    return RunRecord(run.path, run.config, summary, run.error, run.done, tuple(run.metrics))
+
+
 def reopen_stopped(run_dir: Path) -> bool:
     """Make a run finalised as ``stopped`` unfinished again (its ``done`` removed), so ``run_trial`` continues it
     from its latest checkpoint. For a scheduler that pauses a trial by stopping it and later resumes it (PBT).
     Returns whether it did; any other run is left alone."""
     path = Path(run_dir)
     try:
-        summary = json.loads((path / SUMMARY).read_text())
+        summary = parse_summary(json.loads((path / SUMMARY).read_text()))
     except (OSError, ValueError):
         return False
-    if not (path / DONE).exists() or not isinstance(summary, dict) or summary.get("status") != "stopped":
+    if not (path / DONE).exists() or summary.status != "stopped":
         return False
     (path / DONE).unlink()
     return True

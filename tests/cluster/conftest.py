@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from zsl_bench.cluster.net import free_ports
+from zsl_bench.ports import free_ports
 
 NODE_ADDRS = ("127.0.0.2", "127.0.0.3")
 _BINARIES = ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from zsl_bench.cluster import procs
-from zsl_bench.cluster.net import free_ports
+from zsl_bench.ports import free_ports
 
 pytestmark = [pytest.mark.integration]
 

@@ -121,3 +121,12 @@ def test_plugin_modules_reach_the_job(cli, tmp_path):
         *("cluster", "slurm", "--space", str(QUICKSTART), "--cpus-per-node", "2", "--dry-run"), cwd=tmp_path
     )
     assert code == 0 and "export ZSL_BENCH_PLUGINS" not in out, err
+
+
+def test_only_lower_case_double_braced_names_are_placeholders():
+    """The shell's own ``$VAR``, ``${VAR}``, ``${#a[@]}`` and ``{{UPPER}}`` pass through the template untouched."""
+    from zsl_bench.cluster.slurm import SbatchTemplate
+
+    text = "a={{nodes}} b=$HOME c=${x:-1} d=${#n[@]} e={{NODES}} f={{ nodes }} g={{nodes}}{{nodes}} $$ {{"
+    out = SbatchTemplate(text).substitute({"nodes": "3"})
+    assert out == "a=3 b=$HOME c=${x:-1} d=${#n[@]} e={{NODES}} f={{ nodes }} g=33 $$ {{"

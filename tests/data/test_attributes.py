@@ -31,7 +31,8 @@ def test_built_in_tables() -> None:
     assert len(AWA2_PREDICATES) == 85 and len(set(AWA2_PREDICATES)) == 85
     assert len(SUN_ATTRIBUTES) == 102 and len(set(SUN_ATTRIBUTES)) == 102
     awa2, sun = awa2_attributes(), sun_attributes()
-    assert [len(v) for v in awa2.members().values()] == [8, 3, 3, 4, 17, 5, 8, 2, 7, 5, 7, 16]  # models.md §2.2
+    # docs/model-maths.md#duet-prompts
+    assert [len(v) for v in awa2.members().values()] == [8, 3, 3, 4, 17, 5, 8, 2, 7, 5, 7, 16]
     assert [len(v) for v in sun.members().values()] == [6, 13, 17, 14, 15, 9, 3, 8, 2, 2, 3, 3, 2, 5]
     assert sun.names[90] == "semi-enclosed area" and sun.groups[90] == "area"
 

@@ -17,9 +17,11 @@ import pytest
 from zsl_bench.cli import main
 from zsl_bench.data.datasets import DATASETS, inspect_dataset, load_dataset, read_dataset
 from zsl_bench.data.declare import Counts, DatasetSpec, dataset_spec, register_dataset, xlsa17_dataset
-from zsl_bench.data.fetch import fetch_target
+from zsl_bench.data.fetch_targets import fetch_target
+from zsl_bench.data.image_list import read_image_list
+from zsl_bench.data.split_checks import summarize
 from zsl_bench.data.synth import ATTRIBUTE_GROUPS
-from zsl_bench.data.xlsa17 import read_att_splits, read_image_list, summarize
+from zsl_bench.data.xlsa17 import read_att_splits
 from zsl_bench.errors import UserError
 
 NAMES = DATASETS.names()

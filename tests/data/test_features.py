@@ -15,10 +15,10 @@ import torch
 
 from zsl_bench.cli import main
 from zsl_bench.data.datasets import read_dataset
+from zsl_bench.data.feature_store import FeatureStore
 from zsl_bench.data.features import (
     FeatureBatch,
     FeatureSource,
-    FeatureStore,
     load_feature_dataset,
     write_synth_res101,
 )

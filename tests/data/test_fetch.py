@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from zsl_bench.cli import main
-from zsl_bench.data.fetch import STATE_DIR, XLSA17, fetch, fetch_target, parse_sha256_args, read_manifest, unpack
+from zsl_bench.data.fetch import fetch
+from zsl_bench.data.fetch_archive import unpack
+from zsl_bench.data.fetch_checksums import parse_sha256_args, read_manifest
+from zsl_bench.data.fetch_install import STATE_DIR
+from zsl_bench.data.fetch_targets import XLSA17, fetch_target
 from zsl_bench.errors import UserError
 
 from .conftest import TINY_CUB, make_tiny_cub
@@ -259,7 +263,7 @@ def test_fetch_subprocess_end_to_end(server, archives, tmp_path: Path, cli) -> N
 
 
 def test_terminal_progress_bar() -> None:
-    from zsl_bench.data.fetch import terminal_progress
+    from zsl_bench.data.fetch_download import terminal_progress
 
     stream = io.StringIO()
     show = terminal_progress(stream)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from zsl_bench.data.image_list import read_image_list
+from zsl_bench.data.split_checks import check_split_consistency
 from zsl_bench.data.synth import _RGB, ATTRIBUTE_GROUPS, SynthSpec, _draw_classes, _one_hot, generate
-from zsl_bench.data.xlsa17 import check_split_consistency, read_att_splits, read_image_list
+from zsl_bench.data.xlsa17 import read_att_splits
 from zsl_bench.errors import UserError
 
 DEFAULT_COUNTS = {

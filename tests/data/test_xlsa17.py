@@ -6,17 +6,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from zsl_bench.data.xlsa17 import (
-    Xlsa17Split,
-    check_split_consistency,
-    check_split_indices,
-    num_images,
-    read_att_splits,
-    read_image_list,
-    summarize,
-    write_att_splits,
-    write_image_list,
-)
+from zsl_bench.data.image_list import read_image_list, write_image_list
+from zsl_bench.data.split_checks import check_split_consistency, check_split_indices, num_images, summarize
+from zsl_bench.data.xlsa17 import Xlsa17Split, read_att_splits, write_att_splits
 from zsl_bench.errors import UserError
 
 REQUIRED = ("att", "allclasses_names", "trainval_loc", "test_seen_loc", "test_unseen_loc")

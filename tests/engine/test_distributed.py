@@ -11,8 +11,10 @@ import torch
 import yaml
 
 from zsl_bench.config import build_config
-from zsl_bench.engine import checkpoint, distributed, ds_config
+from zsl_bench.engine import checkpoint, distributed, ds_config, ds_import, strategies
+from zsl_bench.engine.finalise import mark_stopped
 from zsl_bench.engine.launch import launch, worker_argv, worker_env
+from zsl_bench.engine.strategy import NullWriter
 from zsl_bench.errors import TrialFailed, UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,7 +116,7 @@ def test_deepspeed_config_file_is_the_escape_hatch(tmp_path):
 )
 def test_settings_that_cannot_run_are_one_line_errors(overrides, message):
     with pytest.raises(UserError, match=message) as err:
-        distributed.check(build_config(None, overrides))
+        strategies.check(build_config(None, overrides))
     assert "\n" not in str(err.value)
 
 
@@ -123,9 +125,9 @@ def test_missing_deepspeed_tells_how_to_install(monkeypatch, synth_root, tmp_pat
 
     monkeypatch.setitem(sys.modules, "deepspeed", None)  # what `import deepspeed` does without the package
     monkeypatch.delenv("DS_ACCELERATOR", raising=False)  # import_deepspeed sets it; restored afterwards
-    assert not distributed.deepspeed_available()
+    assert not ds_import.deepspeed_available()
     with pytest.raises(UserError, match=r"pip install 'zsl-bench\[deepspeed\]'"):
-        distributed.import_deepspeed("cpu")
+        ds_import.import_deepspeed("cpu")
     args = ["train", "--model", "resnet_test", "--dataset", "synth", "--data-root", str(synth_root)]
     args += ["--set", "train.strategy=deepspeed", "--set", "train.num_workers=2", "--out", str(tmp_path / "run")]
     assert main(args) == 2
@@ -161,7 +163,7 @@ def test_worker_command_and_environment(tmp_path):
 
 
 def test_ranks_other_than_zero_write_nothing(tmp_path):
-    writer = distributed.NullWriter(tmp_path / "run")
+    writer = NullWriter(tmp_path / "run")
     writer.config({"a": 1})
     writer.metrics({"epoch": 1})
     writer.test_scores(scores=np.zeros((1, 1)), y_true=[0], seen=[0], unseen=[0], epoch=1, gamma=0.0)
@@ -184,9 +186,10 @@ def digests(folder: Path) -> list[str]:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_zero2_run_from_the_cli(synth_root, tmp_path, cli):
+def test_zero2_run_from_the_cli(synth_root, tmp_path, cli, rank_hooks):
     run, digest_dir = tmp_path / "run", tmp_path / "digests"
     digest_dir.mkdir()
+    rank_hooks(digest_dir=digest_dir)
     args = ["train", "--model", "resnet_test", "--dataset", "synth", "--data-root", str(synth_root)]
     for key, value in {
         "train.strategy": "deepspeed",
@@ -198,7 +201,7 @@ def test_zero2_run_from_the_cli(synth_root, tmp_path, cli):
         "model.options.width": 8,
     }.items():
         args += ["--set", f"{key}={value}"]
-    code, out, err = cli(*args, "--out", str(run), env={distributed.DIGEST_ENV: str(digest_dir)})
+    code, out, err = cli(*args, "--out", str(run))
     assert code == 0, err[-3000:]
     assert out.startswith(f"run {run}: epoch ")
 
@@ -223,17 +226,16 @@ def test_zero2_run_from_the_cli(synth_root, tmp_path, cli):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_zero3_checkpoint_resumes_to_the_same_state(synth_root, tmp_path, monkeypatch):
+def test_zero3_checkpoint_resumes_to_the_same_state(synth_root, tmp_path, rank_hooks):
     optim = {"optim.schedule": "step", "optim.step_size": 1, "optim.lr_decay": 0.5}
     cfg = ds_cfg(synth_root, optim, zero_stage=3, epochs=3, grad_accum=2, grad_clip=1.0)
     (tmp_path / "d_straight").mkdir()
     (tmp_path / "d_resumed").mkdir()
 
-    monkeypatch.setenv(distributed.DIGEST_ENV, str(tmp_path / "d_straight"))
+    rank_hooks(digest_dir=tmp_path / "d_straight")
     straight = launch(cfg, tmp_path / "straight")
 
-    monkeypatch.delenv(distributed.DIGEST_ENV)
-    monkeypatch.setenv("ZSL_BENCH_INTERRUPT_AFTER_EPOCH", "1")  # every rank stops right after epoch 1's checkpoint
+    rank_hooks(interrupt_after=1)  # every rank stops right after epoch 1's checkpoint
     with pytest.raises(TrialFailed, match="exited with code"):
         launch(cfg, tmp_path / "resumed")
     cut = tmp_path / "resumed"
@@ -242,12 +244,11 @@ def test_zero3_checkpoint_resumes_to_the_same_state(synth_root, tmp_path, monkey
     # a sweep finalises such a run when its scheduler ended it from outside
     stopped = tmp_path / "stopped"
     shutil.copytree(cut, stopped)
-    assert distributed.mark_stopped(stopped)
+    assert mark_stopped(stopped)
     summary = json.loads((stopped / "summary.json").read_text())
     assert (stopped / "done").exists() and summary["status"] == "stopped" and summary["epochs_run"] == 1
 
-    monkeypatch.delenv("ZSL_BENCH_INTERRUPT_AFTER_EPOCH")
-    monkeypatch.setenv(distributed.DIGEST_ENV, str(tmp_path / "d_resumed"))
+    rank_hooks(digest_dir=tmp_path / "d_resumed")
     resumed = launch(cfg, cut)
     assert resumed["epochs_run"] == 3 and (cut / "done").exists()
     assert resumed["best_by_val"] == straight["best_by_val"]
@@ -264,7 +265,7 @@ def test_zero3_checkpoint_resumes_to_the_same_state(synth_root, tmp_path, monkey
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_ddp_run_with_bf16_autocast(synth_root, tmp_path, monkeypatch):
+def test_ddp_run_with_bf16_autocast(synth_root, tmp_path, rank_hooks):
     cfg = build_config(
         None,
         {
@@ -280,7 +281,7 @@ def test_ddp_run_with_bf16_autocast(synth_root, tmp_path, monkeypatch):
         },
     )
     (tmp_path / "d").mkdir()
-    monkeypatch.setenv(distributed.DIGEST_ENV, str(tmp_path / "d"))
+    rank_hooks(digest_dir=tmp_path / "d")
     summary = launch(cfg, tmp_path / "run")
     assert summary["strategy"] == "ddp" and summary["status"] == "completed"
     assert {p.name for p in (tmp_path / "run").iterdir()} == FILES

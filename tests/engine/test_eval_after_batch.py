@@ -9,7 +9,7 @@ import torch
 from zsl_bench.config import build_config
 from zsl_bench.data.stream import InMemoryImages
 from zsl_bench.data.transforms import TransformSpec
-from zsl_bench.engine.loops import TrainSettings, train_epoch
+from zsl_bench.engine.loops import Inputs, TrainSettings, train_epoch
 from zsl_bench.engine.optim import build_optimizer
 from zsl_bench.models.base import TrainContext, ZslModel
 
@@ -48,13 +48,11 @@ def _epochs(model: Recorder, epochs: int, n: int = 10, batch_size: int = 3, accu
         train_epoch(
             model,
             opt,
-            InMemoryImages(images),
-            np.arange(n),
-            np.arange(n) % 3,
+            Inputs(InMemoryImages(images), TransformSpec(resize=4, norm="symmetric"), torch.device("cpu")),
             ctx,
-            TrainSettings(batch_size, accum),
-            TransformSpec(resize=4, norm="symmetric"),
-            torch.device("cpu"),
+            indices=np.arange(n),
+            targets=np.arange(n) % 3,
+            settings=TrainSettings(batch_size, accum),
         )
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from zsl_bench.data.datasets import load_dataset
-from zsl_bench.data.features import FeatureStore
+from zsl_bench.data.feature_store import FeatureStore
 from zsl_bench.engine import features as engine_features
 from zsl_bench.engine import run_trial
 from zsl_bench.engine.features import HeadOnly, cache_key, check_cacheable, describe_backbone

@@ -10,7 +10,7 @@ import torch
 
 from zsl_bench.data.stream import InMemoryImages, batches
 from zsl_bench.data.transforms import TransformSpec
-from zsl_bench.engine.loops import TrainSettings, model_input, train_epoch
+from zsl_bench.engine.loops import Inputs, TrainSettings, model_input, train_epoch
 from zsl_bench.models.base import TrainContext, ZslModel
 
 N, BATCH, ACCUM, EPOCHS, LR = 10, 3, 3, 3, 0.5  # 4 micro-batches per epoch: one step and a tail of 1
@@ -50,8 +50,9 @@ def _engine(tail: bool) -> list[torch.Tensor]:
     weights = []
     for epoch in range(1, EPOCHS + 1):
         settings = TrainSettings(BATCH, ACCUM)
+        inputs = Inputs(source, SPEC, torch.device("cpu"))
         train_epoch(
-            model, opt, source, np.arange(N), np.arange(N) % 3, _ctx(epoch, gen), settings, SPEC, torch.device("cpu")
+            model, opt, inputs, _ctx(epoch, gen), indices=np.arange(N), targets=np.arange(N) % 3, settings=settings
         )
         weights.append(model.lin.weight.detach().clone())
     return weights

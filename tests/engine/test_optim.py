@@ -9,7 +9,7 @@ import torch
 from zsl_bench.config import build_config
 from zsl_bench.data.stream import InMemoryImages
 from zsl_bench.data.transforms import TransformSpec
-from zsl_bench.engine.loops import TrainSettings, class_pools, image_sampler, train_epoch
+from zsl_bench.engine.loops import Inputs, TrainSettings, class_pools, image_sampler, train_epoch
 from zsl_bench.engine.optim import build_optimizer, lr_factor, start_epoch
 from zsl_bench.errors import UserError
 from zsl_bench.models.base import TrainContext, ZslModel
@@ -87,16 +87,9 @@ def _epoch(model: Tiny, batch_size: int, accum: int, images: torch.Tensor) -> No
     labels = np.arange(8) % 3
     ctx = TrainContext(att, torch.arange(3), torch.arange(0), 1, torch.Generator().manual_seed(0))
     spec = TransformSpec(resize=4, norm="symmetric")
+    inputs = Inputs(InMemoryImages(images), spec, torch.device("cpu"))
     losses = train_epoch(
-        model,
-        opt,
-        InMemoryImages(images),
-        np.arange(8),
-        labels,
-        ctx,
-        TrainSettings(batch_size, accum),
-        spec,
-        torch.device("cpu"),
+        model, opt, inputs, ctx, indices=np.arange(8), targets=labels, settings=TrainSettings(batch_size, accum)
     )
     assert set(losses) == {"total", "ce"} and np.isfinite(losses["total"])
 

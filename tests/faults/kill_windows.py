@@ -71,6 +71,19 @@ def _train(cfg: Any, run: Path, kill_at: int | None = None, side: str = "before"
     return body
 
 
+def _warm_imports(model: str) -> None:
+    """Import in this process what a run imports on first use (torch's optimiser pulls in ``torch._dynamo``, the
+    registries their entries' modules), so each forked child starts warm. Imports only: no tensor code runs."""
+    import torch._dynamo
+    import torch.distributed  # noqa: F401
+
+    from zsl_bench.data.declare import DATASETS
+    from zsl_bench.models import MODELS
+
+    MODELS.get(model)
+    DATASETS.get("synth")
+
+
 def _records(run: Path) -> list[tuple[int, str | None]]:
     """(epoch, split) of every ``metrics.jsonl`` record of ``run``, in order."""
     lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
@@ -106,6 +119,7 @@ def measure(data_root: Path, work: Path, epochs: int = 2, model: str = "resnet_t
         overrides["data.features"] = "res101"
     cfg = build_config(None, {**overrides, "train.batch_size": 32, "train.num_threads": 1})
     work.mkdir(parents=True, exist_ok=True)
+    _warm_imports(model)
     count = work / "renames"
     if _child(_train(cfg, work / "clean", count_to=count)) != 0:
         raise RuntimeError("the clean run failed")

@@ -32,7 +32,7 @@ import yaml
 from zsl_bench.cluster import procs
 from zsl_bench.cluster.auth import token_env
 from zsl_bench.cluster.head import private_temp_dir, ray_start_command
-from zsl_bench.cluster.net import free_ports
+from zsl_bench.ports import free_ports
 
 Cli = Callable[..., tuple[int, str, str]]
 TRIALS, EPOCHS = 4, 3

@@ -228,7 +228,7 @@ def planted(ray_dir: Path, mode: int) -> Path:
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
 def test_a_loose_token_is_refused(mode, tmp_path, clean_ray_env):
     from zsl_bench.cluster.auth import read_token
-    from zsl_bench.search.tune_backend import ensure_local_token
+    from zsl_bench.search.ray_adapter import ensure_local_token
 
     token = planted(tmp_path / "_ray", mode)
     for use in (lambda: ensure_local_token(tmp_path / "_ray"), lambda: read_token(token)):
@@ -240,7 +240,7 @@ def test_a_loose_token_is_refused(mode, tmp_path, clean_ray_env):
 
 def test_a_token_of_another_user_is_refused(tmp_path, clean_ray_env):
     from zsl_bench.cluster.auth import check_token_file
-    from zsl_bench.search.tune_backend import ensure_local_token
+    from zsl_bench.search.ray_adapter import ensure_local_token
 
     token = planted(tmp_path / "_ray", 0o600)
     clean_ray_env.setattr(os, "getuid", lambda: token.stat().st_uid + 1)
@@ -251,7 +251,7 @@ def test_a_token_of_another_user_is_refused(tmp_path, clean_ray_env):
 
 
 def test_a_linked_token_is_refused_and_a_private_one_reused(tmp_path, clean_ray_env):
-    from zsl_bench.search.tune_backend import ensure_local_token
+    from zsl_bench.search.ray_adapter import ensure_local_token
 
     elsewhere = planted(tmp_path / "elsewhere", 0o600)
     (tmp_path / "_ray").mkdir()
@@ -529,7 +529,7 @@ def test_an_optuna_top_up_does_not_repeat_a_drawn_configuration(synth_root, tmp_
 PROBE = """
 import glob, json, os, stat, psutil
 os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0123456789abcdef0123456789abcdef")
-from zsl_bench.search.tune_backend import _start_local_ray
+from zsl_bench.search.ray_adapter import start_local_ray as _start_local_ray
 import ray
 temp = _start_local_ray(1, False, None)
 @ray.remote

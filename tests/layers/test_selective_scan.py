@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zsl_bench.layers import chunked_scan
+from zsl_bench.layers import chunked_forward, chunked_layout
 from zsl_bench.layers.chunked_scan import ChunkedScanFn, chunk_plan
 from zsl_bench.layers.selective_scan import (
     causal_conv1d_silu,
@@ -169,9 +169,9 @@ def test_chunked_float64_is_exact() -> None:
 def test_sequential_forward_blocks_and_carries(monkeypatch, block_elems: int, chunk: int | None) -> None:
     """The cache-blocked sequential forward, forced at a narrow width, in blocks of any length: exact outputs, and
     the states it hands the backward for every chunking give exact gradients."""
-    monkeypatch.setattr(chunked_scan, "_SEQUENTIAL_MIN_STEP", 1)
-    monkeypatch.setattr(chunked_scan, "_SEQUENTIAL_MIN_STATES", 1)
-    monkeypatch.setattr(chunked_scan, "_BLOCK_ELEMS", block_elems)
+    monkeypatch.setattr(chunked_layout, "_SEQUENTIAL_MIN_STEP", 1)
+    monkeypatch.setattr(chunked_layout, "_SEQUENTIAL_MIN_STATES", 1)
+    monkeypatch.setattr(chunked_forward, "_BLOCK_ELEMS", block_elems)
     inputs = make_inputs(2, 6, 53, 3, 2)  # one step: 2·6·3 = 36 elements
     out_r, last_r, grads_r = run_with_grads(selective_scan_ref, inputs)
     out_c, last_c, grads_c = run_with_grads(selective_scan_chunked, inputs, chunk_size=chunk)
@@ -188,8 +188,10 @@ def test_sequential_forward_blocks_and_carries(monkeypatch, block_elems: int, ch
 def test_carries_are_recorded_only_when_a_backward_can_follow(monkeypatch) -> None:
     """A model's parameters (here D) require grad even under no_grad; only the caller knows no backward will run."""
     seen = []
-    real = chunked_scan._sequential_forward
-    monkeypatch.setattr(chunked_scan, "_sequential_forward", lambda *a: seen.append(a[-1]) or real(*a))
+    real = chunked_forward._sequential_forward
+    monkeypatch.setattr(
+        chunked_forward, "_sequential_forward", lambda *a, **kw: seen.append(kw["keep_carries"]) or real(*a, **kw)
+    )
     x = {k: v.float() for k, v in make_inputs(2, 64, 20, 16, None).items()}  # steps of 2048: the sequential forward
     x["D"] = torch.nn.Parameter(x["D"])
     with torch.no_grad():

@@ -282,7 +282,7 @@ def test_tfidf_prune_rebuilds_texts_by_tfidf() -> None:
     differs = 0
     for budget, keep in ((12, 2), (9, 0), (15, 7), (30, 3)):
         for seed in range(15):
-            got = S.prune_by_tfidf(attrs, keep, costs, budget, rarity, torch.Generator().manual_seed(seed))
+            got = S.prune_by_tfidf(attrs, keep, costs, budget, rarity=rarity, gen=torch.Generator().manual_seed(seed))
             ref = _official_prun(attrs, keep, costs, budget, rarity, torch.Generator().manual_seed(seed))
             assert got == ref, (budget, keep, seed)
             fits = budget >= sum(costs)  # 24: nothing to prune

@@ -309,28 +309,27 @@ def test_presets_match_the_official_recipe(dataset: str) -> None:
         assert emb_model.embedding_source.startswith(f"hash bag-of-words (d=8) of {dataset} names")
 
 
-# ------------------------------------------------------------------------------------------------ learning
+# ------------------------------------------------------------------------------------------------ a real run
 
 
 @pytest.mark.slow
-def test_tiny_model_learns_zero_shot(one_thread: int, synth_root: Path, tmp_path: Path) -> None:
-    """zeromamba_test on the synthetic data, stage final (train on trainval, report the last epoch: no selection on
-    test): CZSL >= 3x chance (8 unseen classes) and H > 0. Seeds 0-2 gave CZSL 0.625 / 0.603 / 0.613,
-    H 0.30 / 0.30 / 0.18 (embeddings hashed from the synth attribute names)."""
+def test_tiny_model_in_stage_final_reports_its_last_epoch(one_thread: int, synth_root: Path, tmp_path: Path) -> None:
+    """zeromamba_test through the engine in stage final (train on trainval, no validation split): the reported
+    epoch is the last one, not one chosen on test, and the engine names the dataset's attributes to the model.
+    That the tiny model learns (CZSL >= 3x chance, H > 0 with its defaults) is tests/models/test_zoo_learns.py."""
     from zsl_bench.engine import run_trial
 
     cfg = {
         "model": {"name": "zeromamba_test", "options": {"l1_weight": 0.2}},
         "data": {"name": "synth", "root": str(synth_root), "image_size": 64},
-        "train": {"epochs": 6, "batch_size": 32, "seed": 0, "checkpoint": False, "num_threads": one_thread},
+        "train": {"epochs": 2, "batch_size": 32, "seed": 0, "checkpoint": False, "num_threads": one_thread},
         "optim": {"name": "adamw", "lr": 1e-3, "schedule": "cosine"},
         "meta": {"stage": "final"},
     }
     summary = run_trial(cfg, tmp_path / "run")
     best = summary["best_by_val"]
-    assert best["epoch"] == 6, best  # no validation split in stage final: the last epoch
-    assert best["test"]["czsl"] >= 3 * (1 / 8), best
-    assert best["test"]["h"] > 0, best
+    assert best["epoch"] == 2, best  # no validation split in stage final: the last epoch
+    assert set(best["test"]) >= {"czsl", "u", "s", "h"}, best
     # the engine names the dataset's attributes to the model (models.dataset_options): hashed synth names
     info = summary["model_info"]
     assert info["pretrained"] == "random init", info

@@ -116,7 +116,7 @@ CASES = [(s, "fifo") for s in SEARCHERS.names()] + [(searcher_for(s), s) for s i
 @pytest.fixture(scope="module")
 def shared_ray(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One local Ray instance (2 CPUs, token auth) for every sweep of this module."""
-    from zsl_bench.search.tune_backend import ensure_local_token
+    from zsl_bench.search.ray_adapter import ensure_local_token
 
     keys = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
     saved = {k: os.environ.get(k) for k in keys}

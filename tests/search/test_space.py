@@ -73,8 +73,8 @@ def test_domains_translate_to_ray():
     pytest.importorskip("ray")
     from ray.tune.search.sample import Categorical, Float, Integer
 
+    from zsl_bench.search.ray_adapter import to_tune_domain
     from zsl_bench.search.space import Param
-    from zsl_bench.search.tune_backend import to_tune_domain
 
     assert isinstance(to_tune_domain(Param(type="float", low=1e-4, high=1e-2, log=True)), Float)
     assert isinstance(to_tune_domain(Param(type="int", low=1, high=4)), Integer)

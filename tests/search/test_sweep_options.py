@@ -129,8 +129,8 @@ def test_every_scheduler_declares_typed_options(name):
 @pytest.mark.parametrize("sampler", ["tpe", "cmaes", "gp", "qmc", "random"])
 def test_every_optuna_sampler_suggests_and_learns(sampler, tmp_path, monkeypatch):
     """Each sampler, built with the sweep's seed and its journal, proposes values in range and takes results."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # ray reads it on import (see tune_backend.ensure_local_token)
-    from zsl_bench.search.tune_backend import to_tune_domain
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # ray reads it on import (see ray_adapter.ensure_local_token)
+    from zsl_bench.search.ray_adapter import to_tune_domain
 
     text = "{searcher_options: {sampler: %s}, seed: 3}" % sampler  # noqa: UP031
     space = load(tmp_path, text, SPACE + "  optim.weight_decay: {type: float, low: 0.0, high: 0.1}\n")
@@ -158,7 +158,7 @@ def test_every_scheduler_builds_with_its_defaults(name, tmp_path, monkeypatch):
 
 
 def test_pausing_schedulers_need_single_process_trials(tmp_path):
-    from zsl_bench.search.tune_backend import workers_per_trial
+    from zsl_bench.search.ray_adapter import workers_per_trial
 
     space = load(tmp_path, "{scheduler: hyperband}")
     base = build_config("quickstart", {"train.strategy": "ddp", "train.num_workers": 2})

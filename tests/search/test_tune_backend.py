@@ -66,41 +66,6 @@ def test_sweep_records_every_trial_and_survives_a_failing_one(synth_root, tmp_pa
     assert f"{failed} failed" in board_err
 
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def smoke_shapes() -> list[Path]:
-    """One shipped space per distinct smoke run: spaces whose smoke variants share the tiny model's family, the
-    searcher, the scheduler and the searched keys run the same sweep on the synthetic data (the AwA2, CUB and SUN
-    spaces of one family do); every space's smoke variant is validated in test_shipped.py without Ray."""
-    from zsl_bench.models import MODELS
-    from zsl_bench.search.shipped import shipped_spaces
-    from zsl_bench.search.space import load_space
-    from zsl_bench.search.stages import smoke_variant
-
-    chosen: dict[tuple, Path] = {}
-    for path in shipped_spaces():
-        smoke, base = smoke_variant(*load_space(path), REPO / "data" / "synth")
-        sweep = smoke.sweep
-        key = (MODELS.get(base.model.name).family, sweep.searcher, sweep.scheduler, tuple(sorted(smoke.space)))
-        chosen.setdefault(key, path)
-    return sorted(chosen.values())
-
-
-@pytest.mark.parametrize("space_file", smoke_shapes(), ids=lambda p: p.stem)
-def test_smoke_runs_every_shipped_space(space_file, tmp_path, cli):
-    code, out, err = cli("sweep", "--space", str(space_file), "--smoke", "--results", str(tmp_path), timeout=300)
-    assert code == 0, err[-3000:]
-    assert "search 2 completed" in out or "early-stopped" in out
-    sweep_dir = tmp_path / f"{space_file.stem}-smoke"
-    for run in sweep_dir.iterdir():
-        if run.name.startswith("_"):
-            continue
-        config = yaml.safe_load((run / "config.yaml").read_text())
-        assert config["data"]["name"] == "synth" and config["model"]["name"].endswith("_test")
-        assert config["train"]["epochs"] <= 1 and (run / "done").exists()
-
-
 def refused_sweep(tmp_path, cli, name: str, settings: dict, resources: dict) -> list[str]:
     """Run a 2-trial quickstart sweep that must be refused: exit 2 and no traceback; its stderr lines."""
     space = {
@@ -134,7 +99,7 @@ def test_missing_data_fails_before_any_trial_in_one_line(tmp_path, cli):
 
 
 def test_local_token_is_private_and_stable(tmp_path):
-    from zsl_bench.search.tune_backend import ensure_local_token
+    from zsl_bench.search.ray_adapter import ensure_local_token
 
     saved = {k: os.environ.pop(k, None) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
     try:

@@ -1,4 +1,9 @@
-"""A small client for the Ray dashboard's HTTP API, sending the cluster's token as ``Authorization: Bearer``."""
+"""The cluster view from the Ray dashboard, sending the cluster's token as ``Authorization: Bearer``.
+
+Nodes and jobs come from Ray's state API (``ray.util.state``, imported on first use); Ray's version and the
+cluster-wide resource usage, which that API does not serve, from the dashboard's ``/api/version`` and
+``/api/cluster_status``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import urllib.request
 from typing import Any
 
 _HIDDEN = ("node:",)  # per-node bookkeeping resources, not capacity
+_LIST_LIMIT = 1000
 
 
 class DashboardError(RuntimeError):
@@ -51,16 +57,15 @@ class DashboardClient:
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node the GCS knows: ip, head or not, state (ALIVE/DEAD), total resources."""
-        data = self.get("/api/v0/nodes?limit=1000")["data"]["result"]["result"]
         return [
             {
-                "node_id": n["node_id"],
-                "ip": n["node_ip"],
-                "head": bool(n.get("is_head_node")),
-                "state": n["state"],
-                "resources": _visible(n.get("resources_total") or {}),
+                "node_id": n.node_id,
+                "ip": n.node_ip,
+                "head": bool(n.is_head_node),
+                "state": _text(n.state),
+                "resources": _visible(n.resources_total or {}),
             }
-            for n in data
+            for n in self._list("nodes")
         ]
 
     def resources(self) -> dict[str, dict[str, float]]:
@@ -73,16 +78,35 @@ class DashboardClient:
         """Ray jobs (drivers such as a connected sweep, and submitted jobs) with their status."""
         return [
             {
-                "job_id": j.get("job_id"),
-                "submission_id": j.get("submission_id"),
-                "type": j.get("type"),
-                "status": j.get("status"),
-                "entrypoint": j.get("entrypoint") or "",
-                "start_time": j.get("start_time"),
-                "end_time": j.get("end_time"),
+                "job_id": j.job_id,
+                "submission_id": j.submission_id,
+                "type": _text(j.type),
+                "status": _text(j.status),
+                "entrypoint": j.entrypoint or "",
+                "start_time": j.start_time,
+                "end_time": j.end_time,
             }
-            for j in self.get("/api/jobs/")
+            for j in self._list("jobs")
         ]
+
+    def _list(self, resource: str) -> list[Any]:
+        """``ray.util.state``'s list of ``resource`` (``nodes``, ``jobs``); ``DashboardError`` on any failure."""
+        from ray.exceptions import RayError
+        from ray.util.state import StateApiClient
+        from ray.util.state.common import ListApiOptions, StateResource
+        from ray.util.state.exception import RayStateApiException
+        from requests import RequestException
+
+        headers = {} if self.token is None else {"Authorization": f"Bearer {self.token}"}
+        options = ListApiOptions(limit=_LIST_LIMIT, timeout=max(1, round(self.timeout)))
+        try:
+            client = StateApiClient(address=self.url, headers=headers)
+            return client.list(StateResource(resource), options=options, raise_on_missing_output=False)
+        except (RayStateApiException, RayError, RequestException, RuntimeError) as exc:
+            lines = str(exc).strip().splitlines()
+            raise DashboardError(
+                f"{self.url}/api/v0/{resource}", 0, lines[0] if lines else type(exc).__name__
+            ) from None
 
     def wait_nodes(self, count: int, timeout: float) -> list[dict[str, Any]]:
         """Poll until ``count`` nodes are ALIVE; returns them, or raises ``TimeoutError`` with the last error."""
@@ -103,6 +127,11 @@ class DashboardClient:
 
 def _visible(resources: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resources.items() if not k.startswith(_HIDDEN)}
+
+
+def _text(value: Any) -> str:
+    """An enum member of Ray's state API (node state, job type and status) as its plain value."""
+    return str(getattr(value, "value", value))
 
 
 def _snake(name: str) -> str:

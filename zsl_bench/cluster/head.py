@@ -25,8 +25,9 @@ from zsl_bench import atomic
 from zsl_bench.cluster import procs
 from zsl_bench.cluster.auth import check_token_file, create_token, read_token, token_env
 from zsl_bench.cluster.dashboard import DashboardClient, DashboardError
-from zsl_bench.cluster.net import check_port, free_ports, is_loopback, parse_address, port_free
+from zsl_bench.cluster.net import check_port, is_loopback, parse_address
 from zsl_bench.errors import UserError
+from zsl_bench.ports import free_ports, port_free
 
 STATE = "cluster.json"
 TOKEN = "auth_token"
@@ -120,6 +121,42 @@ def check_dashboard_host(host: str, expose: bool) -> str | None:
 def up(opts: HeadOptions) -> ClusterState:
     """Start a Ray head (dashboard on ``opts.dashboard_host``, token auth on) and record it; raise if one runs."""
     cdir = Path(opts.cluster_dir).expanduser().resolve()
+    _check_up(opts, cdir)
+    cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = create_token(cdir / TOKEN, replace=True)
+    temp_dir = private_temp_dir()  # Ray's own temp dir is temp_dir/ray
+    cluster_id = uuid.uuid4().hex
+    env = {**token_env(token), procs.MARKER_VAR: cluster_id}
+    log_path = cdir / START_LOG
+    with open(log_path, "w") as log:
+        cmd = ray_start_command(_head_args(opts, temp_dir))
+        code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+    state = ClusterState(
+        cluster_id=cluster_id,
+        address="",
+        dashboard_url=f"http://{_url_host(opts.dashboard_host)}:{opts.dashboard_port}",
+        dashboard_host=opts.dashboard_host,
+        dashboard_port=opts.dashboard_port,
+        token_file=str(token),
+        temp_dir=str(temp_dir),
+        num_cpus=_num_cpus(opts),
+        num_gpus=opts.num_gpus,
+        started_at=time.time(),
+    )
+    try:
+        if code != 0:
+            raise UserError(f"ray start failed (exit {code}): {_last_error(log_path)}; full log: {log_path}")
+        _await_head(cdir, state, log_path)
+    except BaseException:
+        procs.stop(state.processes(), cluster_id)
+        _forget(cdir, state)
+        raise
+    return state
+
+
+def _check_up(opts: HeadOptions, cdir: Path) -> None:
+    """``UserError`` for bad ports or counts, a cluster of ``cdir`` still running, or ports in use; a record of a
+    cluster that died (reboot, killed) is forgotten."""
     check_port(opts.port, "--port")
     check_port(opts.dashboard_port, "--dashboard-port")
     for value, what in ((opts.num_cpus, "--num-cpus"), (opts.num_gpus, "--num-gpus")):
@@ -132,70 +169,47 @@ def up(opts: HeadOptions) -> ClusterState:
                 f"a cluster from {cdir} already runs at {old.address} (dashboard {old.dashboard_url}); "
                 "stop it with `zsl-bench cluster down` or use another --cluster-dir"
             )
-        _forget(cdir, old)  # stale record of a cluster that died (reboot, killed): start afresh
+        _forget(cdir, old)
     if not port_free(opts.port):
         raise UserError(f"--port {opts.port} is in use on this machine; pick a free one, e.g. --port 6380")
     if not port_free(opts.dashboard_port, opts.dashboard_host):
         raise UserError(f"--dashboard-port {opts.dashboard_port} is in use on {opts.dashboard_host}; pick another")
 
-    cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    token = create_token(cdir / TOKEN, replace=True)
-    temp_dir = private_temp_dir()  # Ray's own temp dir is temp_dir/ray
-    cluster_id = uuid.uuid4().hex
-    env = token_env(token)
-    env[procs.MARKER_VAR] = cluster_id
-    cmd = ray_start_command(
-        [
-            "--head",
-            f"--port={opts.port}",
-            "--include-dashboard=true",
-            f"--dashboard-host={opts.dashboard_host}",
-            f"--dashboard-port={opts.dashboard_port}",
-            f"--ray-client-server-port={free_ports(1)[0]}",  # not the fixed 10001 (Ray insists on starting one)
-            "--dashboard-agent-listen-port=0",  # a free port instead of the fixed 52365
-            f"--temp-dir={temp_dir / 'ray'}",
-            "--disable-usage-stats",
-            f"--num-cpus={_num_cpus(opts)}",
-            *([f"--num-gpus={opts.num_gpus}"] if opts.num_gpus is not None else []),
-            *([f"--node-ip-address={opts.node_ip}"] if opts.node_ip else []),
-            *([f"--object-store-memory={opts.object_store_mb * 2**20}"] if opts.object_store_mb else []),
-        ]
-    )
-    log_path = cdir / START_LOG
-    with open(log_path, "w") as log:
-        code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
-    url = f"http://{_url_host(opts.dashboard_host)}:{opts.dashboard_port}"
-    state = ClusterState(
-        cluster_id=cluster_id,
-        address="",
-        dashboard_url=url,
-        dashboard_host=opts.dashboard_host,
-        dashboard_port=opts.dashboard_port,
-        token_file=str(token),
-        temp_dir=str(temp_dir),
-        num_cpus=_num_cpus(opts),
-        num_gpus=opts.num_gpus,
-        started_at=time.time(),
-    )
+
+def _head_args(opts: HeadOptions, temp_dir: Path) -> list[str]:
+    """The ``ray start`` arguments of the head ``opts`` describe, its temp dir ``temp_dir/ray``."""
+    return [
+        "--head",
+        f"--port={opts.port}",
+        "--include-dashboard=true",
+        f"--dashboard-host={opts.dashboard_host}",
+        f"--dashboard-port={opts.dashboard_port}",
+        f"--ray-client-server-port={free_ports(1)[0]}",  # not the fixed 10001 (Ray insists on starting one)
+        "--dashboard-agent-listen-port=0",  # a free port instead of the fixed 52365
+        f"--temp-dir={temp_dir / 'ray'}",
+        "--disable-usage-stats",
+        f"--num-cpus={_num_cpus(opts)}",
+        *([f"--num-gpus={opts.num_gpus}"] if opts.num_gpus is not None else []),
+        *([f"--node-ip-address={opts.node_ip}"] if opts.node_ip else []),
+        *([f"--object-store-memory={opts.object_store_mb * 2**20}"] if opts.object_store_mb else []),
+    ]
+
+
+def _await_head(cdir: Path, state: ClusterState, log_path: Path) -> None:
+    """Record the started head in ``cdir`` (before waiting, so that ``down`` can stop a head that never got ready),
+    wait for its dashboard, and record every process it has started by then."""
+    temp_dir = Path(state.temp_dir)
+    check_private(temp_dir)
+    state.address = (temp_dir / "ray" / "ray_current_cluster").read_text().strip()
+    state.procs = [p.to_list() for p in procs.marked(state.cluster_id)]
+    _write_state(cdir, state)
+    client = DashboardClient(state.dashboard_url, read_token(Path(state.token_file)))
     try:
-        if code != 0:
-            raise UserError(f"ray start failed (exit {code}): {_last_error(log_path)}; full log: {log_path}")
-        check_private(temp_dir)
-        state.address = (temp_dir / "ray" / "ray_current_cluster").read_text().strip()
-        state.procs = [p.to_list() for p in procs.marked(cluster_id)]
-        _write_state(cdir, state)  # recorded before waiting, so `down` can stop a head that never got ready
-        client = DashboardClient(url, read_token(token))
-        try:
-            client.wait_nodes(1, READY_TIMEOUT_S)
-        except TimeoutError as exc:
-            raise UserError(f"the Ray head started but its dashboard is not ready: {exc}; log: {log_path}") from None
-        state.procs = [p.to_list() for p in procs.marked(cluster_id)]
-        _write_state(cdir, state)
-    except BaseException:
-        procs.stop(state.processes(), cluster_id)
-        _forget(cdir, state)
-        raise
-    return state
+        client.wait_nodes(1, READY_TIMEOUT_S)
+    except TimeoutError as exc:
+        raise UserError(f"the Ray head started but its dashboard is not ready: {exc}; log: {log_path}") from None
+    state.procs = [p.to_list() for p in procs.marked(state.cluster_id)]
+    _write_state(cdir, state)
 
 
 def down(cluster_dir: Path) -> tuple[ClusterState | None, int]:

@@ -1,32 +1,10 @@
-"""Ports and addresses: free-port picking, loopback checks, ``HOST:PORT`` parsing."""
+"""Addresses: loopback checks, ``HOST:PORT`` parsing, port-number checks (free ports: :mod:`zsl_bench.ports`)."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import socket
 
 from zsl_bench.errors import UserError
-
-
-def free_ports(count: int, host: str = "") -> list[int]:
-    """``count`` distinct TCP ports that are free right now on ``host`` (all interfaces by default)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
-def port_free(port: int, host: str = "") -> bool:
-    """True when a server could bind ``host:port`` now (same SO_REUSEADDR semantics as a server)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def is_loopback(host: str) -> bool:

@@ -1,85 +1,96 @@
-"""The processes of one cluster, found and stopped by PID (Linux ``/proc``), never by name.
+"""The processes of one cluster, found and stopped by PID (through psutil), never by name.
 
 Every process a cluster starts inherits a marker variable (``ZSL_BENCH_CLUSTER=<id>``) from the ``ray start`` that
 launched it, so the cluster's processes are exactly those whose environment holds the marker, plus the PIDs recorded
-at start-up. A PID is only signalled while its start time still matches (no reused PIDs get killed).
+at start-up. A PID is only signalled while its creation time still matches (no reused PIDs get killed).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+
+import psutil
 
 MARKER_VAR = "ZSL_BENCH_CLUSTER"
-_PROC = Path("/proc")
 # Stop order: raylets first (their workers and agents exit with them), GCS last (the others talk to it).
 _FIRST = ("raylet",)
 _LAST = ("gcs_server",)
+# Creation times are wall-clock seconds (psutil adds the boot time): a clock step smaller than this keeps a
+# recorded process recognisable; a reused PID would have to be created within it of the original.
+_SAME_START_S = 1.0
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 @dataclass(frozen=True)
 class Proc:
-    """One process, identified by PID and its start time (clock ticks after boot)."""
+    """One process, identified by PID and its creation time (seconds since the epoch, ``psutil.create_time``)."""
 
     pid: int
-    start: int
+    start: float
     name: str
 
-    def to_list(self) -> list[int | str]:
+    def to_list(self) -> list[int | float | str]:
         return [self.pid, self.start, self.name]
 
     @classmethod
-    def from_list(cls, item: list[int | str]) -> Proc:
-        return cls(int(item[0]), int(item[1]), str(item[2]))
+    def from_list(cls, item: list[int | float | str]) -> Proc:
+        return cls(int(item[0]), float(item[1]), str(item[2]))
 
 
 def read_proc(pid: int) -> Proc | None:
     """The live (non-zombie) process ``pid``, or None."""
     try:
-        stat = (_PROC / str(pid) / "stat").read_text()
-    except OSError:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            if process.status() in _GONE:
+                return None
+            return Proc(pid, process.create_time(), process.name())
+    except psutil.Error:
         return None
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is the state (field 3 of stat)
-    if fields[0] in ("Z", "X"):
+
+
+def _process(proc: Proc) -> psutil.Process | None:
+    """The very process ``proc`` (same PID, same creation time), while it runs; else None."""
+    try:
+        process = psutil.Process(proc.pid)
+        with process.oneshot():
+            if process.status() in _GONE or abs(process.create_time() - proc.start) > _SAME_START_S:
+                return None
+    except psutil.Error:
         return None
-    return Proc(pid, int(fields[19]), name)  # field 22: starttime
+    return process
 
 
 def alive(proc: Proc) -> bool:
-    """True while the very process ``proc`` (same PID and start time) runs."""
-    now = read_proc(proc.pid)
-    return now is not None and now.start == proc.start
+    """True while the very process ``proc`` (same PID and creation time) runs."""
+    return _process(proc) is not None
 
 
 def marked(cluster_id: str) -> list[Proc]:
     """Every live process whose environment carries ``ZSL_BENCH_CLUSTER=cluster_id``."""
-    needle = f"{MARKER_VAR}={cluster_id}".encode()
     found = []
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter():
         try:
-            env = (entry / "environ").read_bytes()
-        except OSError:  # gone, or another user's process
+            if process.environ().get(MARKER_VAR) != cluster_id:
+                continue
+        except psutil.Error:  # gone, or another user's process
             continue
-        if needle in env.split(b"\0"):
-            proc = read_proc(int(entry.name))
-            if proc is not None:
-                found.append(proc)
+        proc = read_proc(process.pid)
+        if proc is not None:
+            found.append(proc)
     return found
 
 
 def _signal(procs: Iterable[Proc], sig: int) -> None:
     for proc in procs:
-        if alive(proc):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, sig)
+        process = _process(proc)
+        if process is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(sig)
 
 
 def _wait_gone(procs: list[Proc], timeout: float) -> list[Proc]:

@@ -1,8 +1,9 @@
 """SLURM batch scripts for sweeps: render ``templates/ray_sweep.sbatch`` (package data) and submit it with ``sbatch``.
 
-No shell string is built from user input: numbers are checked integers, ``#SBATCH`` option values must match
-strict patterns, every other value (paths, names, sweep arguments) goes through ``shlex.quote``, and ``sbatch`` is
-run with an argument list.
+The template's ``{{name}}`` placeholders are filled by :class:`SbatchTemplate` (``string.Template``). No shell
+string is built from user input: numbers are checked integers, ``#SBATCH`` option values must match strict patterns,
+every other value (paths, names, sweep arguments) goes through ``shlex.quote``, and ``sbatch`` is run with an
+argument list.
 """
 
 from __future__ import annotations
@@ -10,45 +11,48 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import string
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from zsl_bench.errors import UserError
+from zsl_bench.launchers.request import SweepRequest
 from zsl_bench.search.shipped import is_shipped, resolve_space
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "ray_sweep.sbatch"  # shipped in the wheel
 SLURM_DIR = "_slurm"  # under the results root; readers skip ``_``-prefixed directories
-_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.,:+=-]+$")  # partition, account: plain names (comma lists allowed)
 _TIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")  # [D-]HH:MM:SS
 
 
-@dataclass
-class SlurmSweep:
-    """A sweep to run as one SLURM job: allocation, Ray sizes and the ``zsl-bench sweep`` arguments."""
+@dataclass(kw_only=True)
+class SlurmSweep(SweepRequest):
+    """A sweep to run as one SLURM job: the sweep's request, the allocation and Ray's sizes."""
 
-    space: Path
     nodes: int
     cpus_per_node: int
     gpus_per_node: int = 0
     partition: str | None = None
     time: str | None = None
     account: str | None = None
-    results: Path = Path("results")
-    name: str | None = None
-    smoke: bool = False
-    resume: bool = False
-    num_samples: int | None = None
-    overrides: list[str] = field(default_factory=list)
     object_store_mb: int | None = None
     job_name: str | None = None
     python: str = sys.executable
     prelude: Path | None = None
     template: Path | None = None
     sbatch_args: list[str] = field(default_factory=list)
+    dry_run: bool = False  # print the script, submit nothing
+
+
+class SbatchTemplate(string.Template):
+    """``{{name}}`` placeholders (lower-case names); the script's own ``$VAR`` and ``${…}`` are left alone."""
+
+    delimiter = "{{"
+    pattern = r"\{\{(?:(?P<named>[a-z_]+)\}\}|(?P<braced>(?!))|(?P<escaped>(?!))|(?P<invalid>(?!)))"
+    flags = 0  # exact case: {{NAME}} is not a placeholder
 
 
 def check(job: SlurmSweep) -> None:
@@ -81,18 +85,7 @@ def check(job: SlurmSweep) -> None:
 
 def sweep_argv(job: SlurmSweep) -> list[str]:
     """The ``zsl-bench sweep`` arguments the job runs (absolute paths: the job may start in another directory)."""
-    argv = ["--space", job_space(job), "--results", str(Path(job.results).resolve())]
-    if job.name:
-        argv += ["--name", job.name]
-    if job.num_samples:
-        argv += ["--num-samples", str(job.num_samples)]
-    for pair in job.overrides:
-        argv += ["--set", pair]
-    if job.smoke:
-        argv.append("--smoke")
-    if job.resume:
-        argv.append("--resume")
-    return argv
+    return replace(job, space=job_space(job), results=Path(job.results).resolve()).argv()
 
 
 def job_space(job: SlurmSweep) -> str:
@@ -135,14 +128,11 @@ def render(job: SlurmSweep) -> str:
         "prelude": prelude,
         "plugins": _plugin_lines(),
     }
-
-    def fill(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in values:
-            raise UserError(f"{template}: unknown placeholder {{{{{key}}}}}; known: {', '.join(sorted(values))}")
-        return values[key]
-
-    return _PLACEHOLDER.sub(fill, text)
+    try:
+        return SbatchTemplate(text).substitute(values)
+    except KeyError as exc:
+        key = exc.args[0]
+        raise UserError(f"{template}: unknown placeholder {{{{{key}}}}}; known: {', '.join(sorted(values))}") from None
 
 
 def _plugin_lines() -> str:

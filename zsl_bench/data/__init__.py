@@ -2,7 +2,8 @@
 
 Modules (each owns one thing; nothing heavy is imported here):
 
-* ``xlsa17`` — read/write ``att_splits.mat`` and ``image_files.txt``; index checks with and without labels.
+* ``xlsa17`` — read/write ``att_splits.mat``; ``image_list`` — read/write ``image_files.txt``; ``split_checks`` —
+  index checks with and without labels, the counts of a split.
 * ``declare`` — the public dataset interface: ``DatasetSpec`` (one declaration per dataset), the registry
   ``DATASETS`` (entry-point group ``zsl_bench.datasets``), ``xlsa17_dataset`` / ``register_dataset``.
 * ``builtin`` — the declarations of cub, awa1, awa2, sun, apy and synth (imported on first lookup).
@@ -17,5 +18,7 @@ Modules (each owns one thing; nothing heavy is imported here):
 * ``transforms`` — per-model pipelines: deterministic ``preprocess`` + per-batch ``augment``.
 * ``cache`` / ``stream`` — memory-mapped preprocessed images and batch streaming for large datasets; see the
   ``stream`` module docstring for what the engine calls.
-* ``fetch`` — ``zsl-bench data fetch``: download (resumable), sha256, unpack.
+* ``features`` / ``feature_store`` — feature datasets (``res101.mat``) and the frozen-backbone feature cache.
+* ``fetch`` — ``zsl-bench data fetch``: download (resumable, ``fetch_download``), sha256 (``fetch_checksums``),
+  unpack safely (``fetch_archive``), place (``fetch_install``); the targets in ``fetch_targets``.
 """

@@ -11,7 +11,7 @@ Each dataset declaration (:mod:`zsl_bench.data.declare`) names an *attribute rul
   archive). Group: ``<group>`` with ``_`` → space; value: ``<value>`` cut at ``(`` with ``_``/``-`` → space.
   These are the 28 groups of DUET's ``attributeindex2prompt.json``.
 * AwA1 and AwA2: the same 85 predicates (``predicates.txt`` when present, else the built-in list, which is the
-  same) in the 12 groups DUET uses (models.md §2.2); a predicate is its own value word.
+  same) in the 12 groups DUET uses (docs/model-maths.md#duet-prompts); a predicate is its own value word.
 * SUN: the 102 SUN Attribute Database names (no data file ships them in xlsa17) in DUET's 14 groups. DUET's
   group phrases are kept verbatim, including its spelling "meterial", because the prompts are made of them.
 * aPY: the 64 aPascal/aYahoo attributes (``attribute_names.txt`` of the UIUC ``attribute_data`` when present,

@@ -25,7 +25,7 @@ from __future__ import annotations
 from zsl_bench.data import attributes as attrs
 from zsl_bench.data import layouts
 from zsl_bench.data.declare import Counts, register_dataset, xlsa17_dataset
-from zsl_bench.data.fetch import Archive
+from zsl_bench.data.fetch_targets import Archive
 
 CUB = register_dataset(
     xlsa17_dataset(

@@ -33,17 +33,11 @@ import numpy as np
 
 from zsl_bench.data.attributes import AttributeInfo
 from zsl_bench.data.declare import DATASETS, DatasetSpec, dataset_spec
+from zsl_bench.data.image_list import read_image_list
 from zsl_bench.data.layouts import ImageOrder, read_res101
+from zsl_bench.data.split_checks import check_split_consistency, check_split_indices, num_images
 from zsl_bench.data.splits import check_class_lists, class_lists, fill_val_split, honest_train_val
-from zsl_bench.data.xlsa17 import (
-    MAIN_LOCS,
-    Xlsa17Split,
-    check_split_consistency,
-    check_split_indices,
-    num_images,
-    read_att_splits,
-    read_image_list,
-)
+from zsl_bench.data.xlsa17 import MAIN_LOCS, Xlsa17Split, read_att_splits
 from zsl_bench.errors import UserError
 
 __all__ = [

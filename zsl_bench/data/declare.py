@@ -11,7 +11,7 @@ the same for every dataset, built-in or not:
 * ``order``: ``(root, split) -> ImageOrder | None``, the dataset's own image order, tried after ``res101.mat``
   and ``image_files.txt``;
 * ``attributes``: ``(root, num_attributes) -> AttributeInfo | None``, attribute names and groups;
-* ``fetch``: the :class:`~zsl_bench.data.fetch.Target` of ``zsl-bench data fetch <name>`` (archives, sha256,
+* ``fetch``: the :class:`~zsl_bench.data.fetch_targets.Target` of ``zsl-bench data fetch <name>`` (archives, sha256,
   markers), or None with ``no_fetch`` saying why;
 * ``counts``: the published xlsa17 counts; a folder whose ``att_splits.mat`` disagrees is refused as another
   dataset;
@@ -35,7 +35,7 @@ from zsl_bench.registry import Registry
 
 if TYPE_CHECKING:
     from zsl_bench.data.attributes import AttributeInfo
-    from zsl_bench.data.fetch import Archive, Target
+    from zsl_bench.data.fetch_targets import Archive, Target
     from zsl_bench.data.layouts import ImageOrder
     from zsl_bench.data.xlsa17 import Xlsa17Split
 
@@ -183,7 +183,7 @@ def xlsa17_dataset(
         counts: the published counts, a :class:`Counts` or its seven numbers in field order.
         **more: any other :class:`DatasetSpec` field (``no_fetch``, ``images_hint``, ``description``, …).
     """
-    from zsl_bench.data.fetch import Target
+    from zsl_bench.data.fetch_targets import Target
 
     image_dir = image_dir.strip("/") or "."
     if anchors is None:

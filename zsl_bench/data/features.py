@@ -7,33 +7,19 @@ Two producers, one consumer:
   :func:`load_feature_dataset` reads it into a :class:`FeatureDataset` (the split and labels as for images, no
   image paths) whose ``source`` serves [B, 2048] vectors. :func:`write_synth_res101` writes such a file for the
   synthetic dataset (:func:`synth_features`: a fixed random non-linear map of noisy class attributes, plus noise).
-* **Feature cache** (:class:`FeatureStore`): backbone outputs extracted once by the engine
-  (:mod:`zsl_bench.engine.features`) into a directory of ``.npy`` files, opened memory-mapped by every trial.
+* **Feature cache** (:class:`~zsl_bench.data.feature_store.FeatureStore`): backbone outputs extracted once by the
+  engine (:mod:`zsl_bench.engine.features`) into a directory of ``.npy`` files, opened memory-mapped by every trial;
+  :func:`read_meta` reads an entry's ``meta.json``.
 
 Both are served by :class:`FeatureSource`, whose ``get(idx)`` returns a :class:`FeatureBatch` (the ``ImageSource``
 protocol of :mod:`zsl_bench.data.stream`, so :func:`~zsl_bench.data.stream.batches` streams it unchanged).
-
-Store layout (``root`` = ``data.feature_cache_dir``, default ``~/.cache/zsl-bench/features``)::
-
-    <key>/meta.json            what the entry holds (written last; the directory appears by one rename)
-    <key>/<name>.npy           float32 [N, ...] per backbone output (``features`` when it returns one tensor)
-    <key>/<name>.hflip.npy     the same of the horizontally flipped images (when training flips)
-    <key>.lock                 fcntl lock: one process extracts, the others wait and then open the result
-    .<key>.tmp-XXXX/           an extraction in progress (renamed to <key>/ when complete)
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import re
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +31,14 @@ from zsl_bench.atomic import atomic_path
 from zsl_bench.data.datasets import ZslDataset, read_dataset
 from zsl_bench.data.declare import DatasetSpec, dataset_spec
 from zsl_bench.data.layouts import read_res101_fields
-from zsl_bench.data.xlsa17 import check_split_consistency, one_line
+from zsl_bench.data.split_checks import check_split_consistency
+from zsl_bench.data.xlsa17 import one_line
 from zsl_bench.errors import UserError
 
 STORE_FORMAT = "zsl_bench.feature_cache/1"
 SINGLE = "features"  # the file name of a backbone that returns one tensor
 FLIP_SUFFIX = ".hflip"
 FEATURE_FILES = {"res101": "res101.mat"}  # data.features → the file beside att_splits.mat
-_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 # ----------------------------------------------------------------------------------------------- batches
@@ -162,15 +148,6 @@ def _load(path: Path) -> np.ndarray:
         ) from None
 
 
-# ------------------------------------------------------------------------------------------------- store
-
-
-def default_store_root() -> Path:
-    """``$XDG_CACHE_HOME/zsl-bench/features`` (default ``~/.cache/zsl-bench/features``), absolute."""
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return (Path(base).expanduser() / "zsl-bench" / "features").resolve()
-
-
 def read_meta(entry: Path) -> dict[str, Any]:
     """``meta.json`` of a store entry; unreadable or foreign → ``UserError``."""
     path = Path(entry) / "meta.json"
@@ -181,160 +158,6 @@ def read_meta(entry: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
         raise UserError(f"{path} is not a {STORE_FORMAT} file; remove {entry} and run again")
     return meta
-
-
-@dataclass
-class Writer:
-    """Fills one store entry under construction: :meth:`add` rows of each output, in order."""
-
-    dir: Path
-    n: int
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    dtypes: dict[str, str] = field(default_factory=dict)
-    filled: dict[str, int] = field(default_factory=dict)
-
-    def add(self, name: str, rows: torch.Tensor) -> None:
-        """Append ``rows`` [b, ...] to the array ``name`` (created, float32 [N, ...], on first use)."""
-        base = name.removesuffix(FLIP_SUFFIX)
-        if not _NAME.match(base):
-            raise ValueError(f"feature name {base!r} is not a file-name-safe identifier ([A-Za-z0-9_]+)")
-        if name not in self.arrays:
-            self.arrays[name] = np.lib.format.open_memmap(
-                self.dir / f"{name}.npy", mode="w+", dtype=np.float32, shape=(self.n, *rows.shape[1:])
-            )
-            self.dtypes[base] = str(rows.dtype).removeprefix("torch.")
-            self.filled[name] = 0
-        start = self.filled[name]
-        self.arrays[name][start : start + rows.shape[0]] = rows.detach().float().cpu().numpy()
-        self.filled[name] = start + rows.shape[0]
-
-    def close(self) -> dict[str, Any]:
-        """Flush every array; returns the shape information for ``meta.json``."""
-        short = {n: k for n, k in self.filled.items() if k != self.n}
-        if short:
-            raise RuntimeError(f"feature extraction wrote {short} rows of {self.n}")
-        shapes = {}
-        for name, array in self.arrays.items():
-            array.flush()
-            shapes[name] = list(array.shape)
-        self.arrays.clear()
-        return {"shapes": shapes, "dtypes": self.dtypes}
-
-
-class FeatureStore:
-    """The feature cache directory ``root``: entries by key, built once under a file lock."""
-
-    def __init__(self, root: Path | str | None = None) -> None:
-        self.root = Path(root).expanduser().resolve() if root is not None else default_store_root()
-
-    def entry(self, key: str) -> Path:
-        return self.root / key
-
-    def open(
-        self, key: str, describe: dict[str, Any], build: Callable[[Writer], dict[str, Any]], n: int
-    ) -> tuple[FeatureSource, bool]:
-        """The entry ``key``: opened if complete, else built by ``build(writer)`` — once, even with several
-        processes asking at the same time (the others wait on ``<key>.lock``, then open it).
-
-        ``describe`` (JSON) goes into ``meta.json`` with what ``build`` returns (``names``, ``single``,
-        ``hflip``). Returns the source and whether this call built it.
-        """
-        entry = self.entry(key)
-        if (entry / "meta.json").is_file():
-            return FeatureSource.open(entry), False
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._locked(key):
-            if (entry / "meta.json").is_file():  # built by another process while we waited
-                return FeatureSource.open(entry), False
-            if entry.exists():  # a directory without meta.json is not ours: never produced by a rename
-                shutil.rmtree(entry)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=self.root))
-            try:
-                start = time.perf_counter()
-                writer = Writer(tmp, n)
-                info = build(writer)
-                info.update(writer.close())
-                size = sum(p.stat().st_size for p in tmp.iterdir())
-                meta = {
-                    "format": STORE_FORMAT,
-                    "key": key,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "seconds": round(time.perf_counter() - start, 3),
-                    "bytes": size,
-                    "n": n,
-                    **describe,
-                    **info,
-                }
-                (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-                os.chmod(tmp, 0o755)
-                os.rename(tmp, entry)  # atomic: readers see nothing or the complete entry
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if (entry / "meta.json").is_file():  # another builder won (a lock the filesystem ignored)
-                    return FeatureSource.open(entry), False
-                raise
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-        return FeatureSource.open(entry), True
-
-    @contextmanager
-    def _locked(self, key: str, blocking: bool = True) -> Iterator[bool]:
-        with open(self.root / f"{key}.lock", "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def entries(self) -> list[dict[str, Any]]:
-        """``meta.json`` of every complete entry (``unreadable`` ones as ``{"key", "error"}``), oldest first."""
-        if not self.root.is_dir():
-            return []
-        out = []
-        for entry in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            try:
-                out.append(read_meta(entry))
-            except UserError as exc:
-                out.append({"key": entry.name, "error": str(exc)})
-        return sorted(out, key=lambda m: (m.get("created", ""), m["key"]))
-
-    def resolve(self, key: str) -> str:
-        """The complete key of an entry given its key or a unique prefix (≥ 4 characters); else ``UserError``."""
-        keys = [m["key"] for m in self.entries()]
-        if key in keys:
-            return key
-        matches = [k for k in keys if len(key) >= 4 and k.startswith(key)]
-        if len(matches) == 1:
-            return matches[0]
-        what = "matches several entries" if matches else "is not in the cache"
-        raise UserError(f"feature cache key {key!r} {what} ({self.root}); list the keys with `zsl-bench cache ls`")
-
-    def remove(self, key: str) -> int:
-        """Delete the entry ``key`` (waiting for an extraction of it to finish); returns the bytes freed."""
-        entry = self.entry(key)
-        with self._locked(key):
-            size = sum(p.stat().st_size for p in entry.iterdir()) if entry.is_dir() else 0
-            shutil.rmtree(entry, ignore_errors=True)
-            (self.root / f"{key}.lock").unlink(missing_ok=True)
-        return size
-
-    def remove_stale(self) -> int:
-        """Delete the temporary directories of extractions that died (their lock is free); returns how many."""
-        count = 0
-        for tmp in self.root.glob(".*.tmp-*") if self.root.is_dir() else []:
-            key = tmp.name[1:].split(".tmp-")[0]
-            with self._locked(key, blocking=False) as free:
-                if free:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    if not self.entry(key).exists():
-                        (self.root / f"{key}.lock").unlink(missing_ok=True)
-                    count += 1
-        return count
 
 
 # ------------------------------------------------------------------------------------------ res101 files
@@ -438,6 +261,7 @@ def write_res101(path: Path, features: np.ndarray, labels: np.ndarray, image_fil
 def synth_features(
     att: np.ndarray,
     labels: np.ndarray,
+    *,
     dim: int = 2048,
     attr_noise: float = 0.2,
     noise: float = 1.0,
@@ -465,6 +289,6 @@ def write_synth_res101(root: Path, dim: int = 2048, seed: int = 0) -> Path:
         return path
     view = read_dataset("synth", root)
     assert view.order is not None and view.order.files is not None  # generate() always writes image_files.txt
-    features = synth_features(view.split.att, view.order.labels, dim, seed=seed)
+    features = synth_features(view.split.att, view.order.labels, dim=dim, seed=seed)
     write_res101(path, features, view.order.labels, [str(view.root / f) for f in view.order.files])
     return path

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from zsl_bench.data.xlsa17 import Xlsa17Split, check_split_consistency, num_images, one_line
+from zsl_bench.data.split_checks import check_split_consistency, num_images
+from zsl_bench.data.xlsa17 import Xlsa17Split, one_line
 from zsl_bench.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -261,14 +262,16 @@ def sorted_listing_order(image_dir: str, refetch: str) -> OrderRule:
             names, source = _names_on_disk(root / image_dir), f"{image_dir} listing"
         else:
             return None
-        return _sorted_names(root, split, sorted(set(names)), source, image_dir, refetch)
+        return _sorted_names(root, split, sorted(set(names)), source=source, image_dir=image_dir, refetch=refetch)
 
     return rule
 
 
 def _sorted_names(
-    root: Path, split: Xlsa17Split, names: list[tuple[str, str]], source: str, image_dir: str, refetch: str
+    root: Path, split: Xlsa17Split, names: list[tuple[str, str]], *, source: str, image_dir: str, refetch: str
 ) -> ImageOrder:
+    """The order of the ``[N]`` (class folder, file name) ``names`` found under ``image_dir`` (sorted, from
+    ``source``); UserError when they are not the split's N images of its classes (``refetch`` says how to fix)."""
     expected = num_images(split)
     if len(names) != expected:
         raise UserError(

@@ -31,14 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zsl_bench.data.xlsa17 import (
-    Xlsa17Split,
-    read_att_splits,
-    read_image_list,
-    summarize,
-    write_att_splits,
-    write_image_list,
-)
+from zsl_bench.data.image_list import read_image_list, write_image_list
+from zsl_bench.data.split_checks import summarize
+from zsl_bench.data.xlsa17 import Xlsa17Split, read_att_splits, write_att_splits
 from zsl_bench.errors import UserError
 
 ATTRIBUTE_GROUPS: dict[str, list[str]] = {
@@ -350,7 +345,7 @@ def generate(out_dir: Path, spec: SynthSpec = DEFAULT_SPEC) -> dict[str, int]:
 
     Returns:
         Counts: ``classes``, ``attributes``, ``seen``, ``unseen``, ``trainval``, ``test_seen``,
-        ``test_unseen``, ``images``, ``train``, ``val`` (see :func:`zsl_bench.data.xlsa17.summarize`).
+        ``test_unseen``, ``images``, ``train``, ``val`` (see :func:`zsl_bench.data.split_checks.summarize`).
 
     Raises:
         UserError: ``out_dir`` exists and is not this same synthetic dataset, or the spec is unsatisfiable.

@@ -6,7 +6,7 @@
   for a model whose family declares ``inputs="features"`` (the classic heads);
 * ``model.freeze_backbone`` with ``data.feature_cache`` (the default): the backbone's outputs
   (``model.forward_backbone(images)``, a tensor or a dict of tensors) for every image of the dataset, extracted
-  once into the :class:`~zsl_bench.data.features.FeatureStore` and memory-mapped by every trial that asks for
+  once into the :class:`~zsl_bench.data.feature_store.FeatureStore` and memory-mapped by every trial that asks for
   the same key; the trial then trains :class:`HeadOnly` (``forward = model.forward_head``). With ``train.hflip``
   the features of the flipped images are cached too, and each training sample takes the flipped view with the
   same draw from the trial's generator as the image path's random flip: both paths give identical metrics;
@@ -34,13 +34,12 @@ from torch import nn
 from zsl_bench.config import DataConfig, ExperimentConfig
 from zsl_bench.data.cache import list_digest
 from zsl_bench.data.datasets import ZslDataset, load_dataset
+from zsl_bench.data.feature_store import FeatureStore, Writer
 from zsl_bench.data.features import (
     FLIP_SUFFIX,
     SINGLE,
     FeatureDataset,
     FeatureSource,
-    FeatureStore,
-    Writer,
     load_feature_dataset,
 )
 from zsl_bench.data.stream import ImageSource, batches, open_images
@@ -114,6 +113,7 @@ def open_inputs(
     spec: TransformSpec,
     model: ZslModel,
     device: torch.device,
+    *,
     state: dict[str, Any] | None = None,
 ) -> tuple[ZslModel, ImageSource | FeatureSource, TransformSpec]:
     """(model to train, source of its inputs, transform) for a trial; see the module docstring.
@@ -177,7 +177,7 @@ def cached_features(
     def build(writer: Writer) -> dict[str, Any]:
         log.info("feature cache: extracting %s (%d images) into %s", key, len(data.image_paths), store.root)
         images = open_images(data, spec, cache_dir)
-        return extract(model, images, spec, writer, cfg.eval.batch_size, device)
+        return extract(model, images, spec, writer, batch_size=cfg.eval.batch_size, device=device)
 
     source, built = store.open(key, describe, build, len(data.image_paths))
     if not built:
@@ -237,6 +237,7 @@ def extract(
     images: ImageSource,
     spec: TransformSpec,
     writer: Writer,
+    *,
     batch_size: int,
     device: torch.device,
 ) -> dict[str, Any]:

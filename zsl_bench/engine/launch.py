@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 
 from zsl_bench.config import ExperimentConfig, to_dict
-from zsl_bench.engine import distributed, ds_checkpoint
+from zsl_bench.engine import ds_checkpoint, strategies
 from zsl_bench.errors import TrialFailed
+from zsl_bench.ports import free_ports
 from zsl_bench.rundir import DONE, ERROR, SUMMARY, RunWriter
 
 
@@ -39,7 +40,7 @@ def worker_env(cfg: ExperimentConfig, base: dict[str, str] | None = None) -> dic
     """The environment of the worker processes: ``base`` (default this process's) plus what DeepSpeed on CPU
     and the thread count need."""
     env = dict(os.environ if base is None else base)
-    if distributed.device_type_of(cfg.train.device) == "cpu" and cfg.train.strategy == "deepspeed":
+    if strategies.device_type_of(cfg.train.device) == "cpu" and cfg.train.strategy == "deepspeed":
         env["DS_ACCELERATOR"] = "cpu"
     if "OMP_NUM_THREADS" not in env:
         share = cfg.train.num_threads or max(1, (os.cpu_count() or 1) // cfg.train.num_workers)
@@ -60,14 +61,14 @@ def launch(cfg: ExperimentConfig, run_dir: str | Path, resume: bool = True) -> d
 
     Raises ``UserError`` for a setting that cannot run (before starting anything) and ``TrialFailed`` when a
     worker fails (``error.txt`` in ``run_dir``; the workers' own output went to this process's stderr)."""
-    distributed.check(cfg)
+    strategies.check(cfg)
     run_dir = Path(run_dir).resolve()
     if resume:  # a planted checkpoint file is one line here, before any worker starts (they read tensors only)
         ds_checkpoint.check_run(run_dir)
     with tempfile.TemporaryDirectory(prefix="zsl-bench-launch-") as tmp:
         config_file = Path(tmp) / "config.yaml"
         config_file.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        argv = worker_argv(config_file, run_dir, cfg.train.num_workers, distributed.free_port(), resume)
+        argv = worker_argv(config_file, run_dir, cfg.train.num_workers, free_ports(1, "127.0.0.1")[0], resume)
         code = subprocess.run(argv, env=worker_env(cfg), check=False).returncode
     summary_file = run_dir / SUMMARY
     if code == 0 and (run_dir / DONE).exists():

@@ -8,7 +8,7 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,19 +16,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsl_bench import metrics
 from zsl_bench.config import ExperimentConfig, to_dict, validate
 from zsl_bench.data.protocol import Protocol, make_protocol
-from zsl_bench.data.stream import ImageSource
-from zsl_bench.data.transforms import TransformSpec
-from zsl_bench.engine import checkpoint, distributed
+from zsl_bench.engine import checkpoint, strategies
+from zsl_bench.engine.evaluate import evaluate
 from zsl_bench.engine.features import load_trial_dataset, open_inputs
-from zsl_bench.engine.loops import TrainSettings, class_pools, class_scores, image_sampler, to_score_space
+from zsl_bench.engine.loops import Inputs, TrainSettings, class_pools, image_sampler, train_epoch
 from zsl_bench.engine.optim import build_optimizer, start_epoch
 from zsl_bench.engine.selection import select_by_test, select_by_val
+from zsl_bench.engine.strategy import SINGLE, Single
 from zsl_bench.errors import TrialFailed, UserError
 from zsl_bench.models import MODELS, ZslModel, build_model, dataset_options
 from zsl_bench.models.base import TrainContext
+from zsl_bench.record import RunSummary
 from zsl_bench.rundir import RunWriter, UnreadableRun, read_run
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def run_trial(
     cfg = config if isinstance(config, ExperimentConfig) else validate(config, "trial config")
     cfg = _with_provenance(cfg)
     run_dir = Path(run_dir)
-    strategy = distributed.from_config(cfg)  # single, or this worker's part of a ddp/deepspeed process group
+    strategy = strategies.from_config(cfg)  # single, or this worker's part of a ddp/deepspeed process group
     if init_from is not None:
         state = checkpoint.load(Path(init_from))
         if state is None:
@@ -115,7 +115,7 @@ class _Trial:
         cfg: ExperimentConfig,
         writer: RunWriter,
         state: dict[str, Any] | None = None,
-        strategy: distributed.Single = distributed.SINGLE,
+        strategy: Single = SINGLE,
     ) -> None:
         self.cfg = cfg
         self.strategy = strategy
@@ -129,19 +129,20 @@ class _Trial:
         self.built: ZslModel | None = None  # asked again at each summary: some entries (the scan) are known late
 
     def summary(self, status: str) -> dict[str, Any]:
+        """The ``summary.json`` object (a :class:`~zsl_bench.record.RunSummary`) for the epochs run so far."""
         self.model_info = self.built.provenance() if self.built is not None else self.model_info
-        return {
-            "status": status,
-            "epochs_run": len(self.history),
-            "best_by_val": select_by_val(self.history),
-            "best_by_test": select_by_test(self.history),
-            "compute_s": round(time.perf_counter() - self.start, 3),
-            "device": str(self.device),
-            "stage": self.cfg.meta.stage,
-            "accuracy": self.cfg.eval.accuracy,  # how CZSL, U and S average (per_class | per_sample)
+        return RunSummary.written(
+            status=status,
+            epochs_run=len(self.history),
+            best_by_val=select_by_val(self.history),
+            best_by_test=select_by_test(self.history),
+            compute_s=round(time.perf_counter() - self.start, 3),
+            device=str(self.device),
+            stage=self.cfg.meta.stage,
+            accuracy=self.cfg.eval.accuracy,  # how CZSL, U and S average (per_class | per_sample)
             **self.strategy.summary_info(),
             **({"model_info": self.model_info} if self.model_info else {}),
-        }
+        ).dump()
 
     def finish(self, status: str) -> None:
         self.final = self.summary(status)
@@ -161,9 +162,21 @@ class _Trial:
         }
         best = select_by_val(self.history)["epoch"] == epoch
         # single/ddp: with the model and optimiser state dicts; deepspeed: its own checkpoint beside
-        self.strategy.save_checkpoint(self.writer.dir, state, model, optimizer, best, self.cfg.train.keep_checkpoints)
+        self.strategy.save_checkpoint(
+            self.writer.dir, state, model, optimizer, best=best, keep=self.cfg.train.keep_checkpoints
+        )
 
     def run(self, report: Report | None) -> None:
+        """Train the epochs after the checkpoint it continues from (all of them when none), evaluating, writing
+        and reporting each."""
+        setup = self._prepare()
+        for epoch in range(setup.first_epoch, self.cfg.train.epochs + 1):
+            self._epoch(setup, epoch, report)
+        if not self.final and self.history:  # the state it started from already covered every epoch
+            self.finish("completed")
+
+    def _prepare(self) -> _Setup:
+        """Data, model, optimiser and inputs of the trial, restored from its checkpoint and set up by the strategy."""
         cfg, device = self.cfg, self.device
         _seed_everything(cfg.train.seed)
         if cfg.train.num_threads:
@@ -180,123 +193,125 @@ class _Trial:
         self.built = model if isinstance(model, ZslModel) else None
         optimizer = build_optimizer(model, cfg)
         # images; feature vectors; or, with a frozen backbone, its cached outputs and the head-only model
-        model, source, spec = open_inputs(cfg, data, spec, model, device, self.state)
-        att = torch.as_tensor(data.split.att, dtype=torch.float32, device=device)  # [C, A]
-        targets = np.searchsorted(proto.train_classes, data.labels)  # [N]: row of the seen classes (train images)
-
+        model, source, spec = open_inputs(cfg, data, spec, model, device, state=self.state)
         gen = torch.Generator().manual_seed(cfg.train.seed)
-        first_epoch = 1
-        if self.state is not None:
-            if "model" in self.state:  # (deepspeed loads its own checkpoint in setup)
-                model.load_state_dict(self.state["model"])
-                optimizer.load_state_dict(self.state["optimizer"])
-            gen.set_state(self.state["generator"])
-            first_epoch = self.state["epoch"] + 1
-            log.info("%s: resuming after epoch %d", self.writer.dir, self.state["epoch"])
+        first_epoch = self._restore(model, optimizer, gen)
         model.to(device)
         optimizer = self.strategy.setup(model, optimizer, self.state, self.writer.dir)
-        pools = class_pools(data.labels, proto.train_idx, proto.train_classes)
+        return _Setup(
+            model=model,
+            optimizer=optimizer,
+            inputs=Inputs(source, spec, device),
+            proto=proto,
+            labels=data.labels,
+            att=torch.as_tensor(data.split.att, dtype=torch.float32, device=device),
+            targets=np.searchsorted(proto.train_classes, data.labels),
+            pools=class_pools(data.labels, proto.train_idx, proto.train_classes),
+            gen=gen,
+            first_epoch=first_epoch,
+        )
+
+    def _restore(self, model: ZslModel, optimizer: torch.optim.Optimizer, gen: torch.Generator) -> int:
+        """Load the checkpoint the trial continues from into ``model``, ``optimizer`` and ``gen``; the first
+        epoch to train."""
+        if self.state is None:
+            return 1
+        if "model" in self.state:  # (deepspeed loads its own checkpoint in setup)
+            model.load_state_dict(self.state["model"])
+            optimizer.load_state_dict(self.state["optimizer"])
+        gen.set_state(self.state["generator"])
+        log.info("%s: resuming after epoch %d", self.writer.dir, self.state["epoch"])
+        return self.state["epoch"] + 1
+
+    def _epoch(self, s: _Setup, epoch: int, report: Report | None) -> None:
+        """Train and evaluate ``epoch``; write its records, checkpoint and summary; then ``report`` it."""
+        cfg, device = self.cfg, self.device
+        ctx = TrainContext(
+            class_attributes=s.att,
+            seen_classes=torch.as_tensor(s.proto.train_classes, device=device),
+            unseen_classes=torch.as_tensor(s.proto.evals[0].unseen_classes, device=device),
+            epoch=epoch,
+            generator=s.gen,
+            sample_images=image_sampler(s.inputs.source, s.pools, s.inputs.spec, s.gen, device),
+        )
+        start_epoch(s.optimizer, cfg, epoch)
         settings = TrainSettings(cfg.train.batch_size, cfg.train.grad_accum, cfg.train.grad_clip)
-
-        for epoch in range(first_epoch, cfg.train.epochs + 1):
-            ctx = TrainContext(
-                class_attributes=att,
-                seen_classes=torch.as_tensor(proto.train_classes, device=device),
-                unseen_classes=torch.as_tensor(proto.evals[0].unseen_classes, device=device),
-                epoch=epoch,
-                generator=gen,
-                sample_images=image_sampler(source, pools, spec, gen, device),
+        try:
+            losses = train_epoch(
+                s.model,
+                s.optimizer,
+                s.inputs,
+                ctx,
+                indices=s.proto.train_idx,
+                targets=s.targets,
+                settings=settings,
+                steps=self.strategy,
             )
-            start_epoch(optimizer, cfg, epoch)
-            try:
-                losses = self.strategy.train_epoch(
-                    model, optimizer, source, proto.train_idx, targets, ctx, settings, spec, device
-                )
-            except FloatingPointError as exc:
-                raise TrialFailed(f"epoch {epoch}: {exc}") from None
-            loss = losses["total"]
-            parts = {k: round(v, 6) for k, v in losses.items() if k != "total"}
-            results, test_scores = _evaluate(
-                model, source, spec, data.labels, proto, att, cfg, device, self.strategy.class_scores
+        except FloatingPointError as exc:
+            raise TrialFailed(f"epoch {epoch}: {exc}") from None
+        results, test_scores = evaluate(
+            s.model, s.inputs, s.proto, s.att, labels=s.labels, settings=cfg.eval, scores_of=self.strategy.class_scores
+        )
+        self._write_metrics(epoch, losses, results, s.optimizer)
+        self.history.append({"epoch": epoch, **results})
+        if select_by_val(self.history)["epoch"] == epoch:  # the scores behind the reported U/S (curves, AUSUC)
+            self.writer.test_scores(**test_scores, epoch=epoch, gamma=results["test"]["gamma"])
+        self.checkpoint(s.model, s.optimizer, s.gen)
+        if epoch == cfg.train.epochs:
+            self.finish("completed")  # before the last report: Ray may end the process inside it
+        else:
+            self.writer.summary(self.summary("running"))
+        if report is not None:
+            report(_flat(epoch, losses, results))
+
+    def _write_metrics(
+        self, epoch: int, losses: dict[str, float], results: dict[str, dict[str, Any]], optimizer: Any
+    ) -> None:
+        """One ``metrics.jsonl`` record per evaluated split of ``epoch``."""
+        elapsed = round(time.perf_counter() - self.start, 3)
+        lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
+        for split, rec in results.items():
+            self.writer.metrics(
+                {
+                    "epoch": epoch,
+                    "split": split,
+                    **rec,
+                    "train_loss": losses["total"],
+                    "train_losses": _loss_parts(losses),
+                    "lr": lrs,
+                    "time_s": elapsed,
+                }
             )
-            elapsed = round(time.perf_counter() - self.start, 3)
-            lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
-            for split, rec in results.items():
-                self.writer.metrics(
-                    {
-                        "epoch": epoch,
-                        "split": split,
-                        **rec,
-                        "train_loss": loss,
-                        "train_losses": parts,
-                        "lr": lrs,
-                        "time_s": elapsed,
-                    }
-                )
-            self.history.append({"epoch": epoch, **results})
-            if select_by_val(self.history)["epoch"] == epoch:  # the scores behind the reported U/S (curves, AUSUC)
-                self.writer.test_scores(**test_scores, epoch=epoch, gamma=results["test"]["gamma"])
-            self.checkpoint(model, optimizer, gen)
-            if epoch == cfg.train.epochs:
-                self.finish("completed")  # before the last report: Ray may end the process inside it
-            else:
-                self.writer.summary(self.summary("running"))
-            if report is not None:
-                flat: dict[str, Any] = {"epoch": epoch, "train/loss": loss}
-                flat.update({f"train/{k}": v for k, v in parts.items()})
-                for split, rec in results.items():
-                    flat.update({f"{split}/{k}": v for k, v in rec.items() if isinstance(v, float)})
-                report(flat)
-        if not self.final and self.history:  # the state it started from already covered every epoch
-            self.finish("completed")
-        self.strategy.end()
 
 
-def _evaluate(
-    model: ZslModel,
-    source: ImageSource,
-    spec: TransformSpec,
-    labels: np.ndarray,
-    proto: Protocol,
-    att: torch.Tensor,
-    cfg: ExperimentConfig,
-    device: torch.device,
-    scores_of: Callable[..., np.ndarray] = class_scores,
-) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
-    """CZSL and GZSL on every evaluation set; gamma is chosen on ``val`` (or fixed by the config).
+@dataclass
+class _Setup:
+    """What every epoch of a trial uses, built once by :meth:`_Trial._prepare`."""
 
-    CZSL, U and S average over classes or over samples as ``cfg.eval.accuracy`` says (and every record names it).
-    Returns the records by split name, and the test scores ``{"scores" [N, C], "y_true" [N], "seen", "unseen"}``
-    in the calibrated score space (before gamma)."""
-    gamma, gamma_from = (cfg.eval.gamma, "fixed") if cfg.eval.gamma is not None else (None, "val")
-    if gamma is None and not any(ev.name == "val" for ev in proto.evals):
-        gamma, gamma_from = 0.0, "fixed"  # stage final without a fixed gamma: plain argmax
-    out = {}
-    acc = cfg.eval.accuracy
-    for ev in proto.evals:  # "val" precedes "test", so test reuses the gamma chosen on val
-        idx = ev.indices
-        raw = scores_of(model, source, idx, att, cfg.eval.batch_size, spec, device)
-        scores = to_score_space(raw, np.concatenate([ev.seen_classes, ev.unseen_classes]), cfg.eval.score_space)
-        y = labels[idx]
-        if gamma is None:
-            gamma = metrics.calibrate_gamma(scores, y, ev.seen_classes, ev.unseen_classes, accuracy=acc)
-        gz = metrics.gzsl_accuracy(scores, y, ev.seen_classes, ev.unseen_classes, gamma=gamma, accuracy=acc)
-        unseen_rows = np.isin(y, ev.unseen_classes)
-        czsl = metrics.czsl_accuracy(scores[unseen_rows], y[unseen_rows], ev.unseen_classes, accuracy=acc)
-        out[ev.name] = {
-            "czsl": float(czsl),
-            **{k: float(v) for k, v in gz.items()},
-            "gamma": float(gamma),
-            "gamma_from": gamma_from,
-            "score_space": cfg.eval.score_space,
-            "accuracy": acc,
-        }
-        if ev.name == "test":  # what the papers report: gamma calibrated on test itself (best_by_test)
-            oracle = metrics.calibrate_gamma(scores, y, ev.seen_classes, ev.unseen_classes, extra=[gamma], accuracy=acc)
-            gz = metrics.gzsl_accuracy(scores, y, ev.seen_classes, ev.unseen_classes, gamma=oracle, accuracy=acc)
-            out[ev.name]["calibrated_on_test"] = {"gamma": float(oracle), **{k: float(v) for k, v in gz.items()}}
-            test_scores = {"scores": scores, "y_true": y, "seen": ev.seen_classes, "unseen": ev.unseen_classes}
-    return out, test_scores
+    model: ZslModel
+    optimizer: Any  # the strategy's: param_groups set by the epoch schedule
+    inputs: Inputs
+    proto: Protocol
+    labels: np.ndarray  # [N] class of every image
+    att: torch.Tensor  # [C, A] attributes of every class
+    targets: np.ndarray  # [N] row of each training image's class among the seen classes
+    pools: dict[str, list[np.ndarray]]  # per seen-class row, the images ``sample_images`` draws from
+    gen: torch.Generator
+    first_epoch: int
+
+
+def _loss_parts(losses: dict[str, float]) -> dict[str, float]:
+    """The loss entries other than ``total``, rounded as the records store them."""
+    return {k: round(v, 6) for k, v in losses.items() if k != "total"}
+
+
+def _flat(epoch: int, losses: dict[str, float], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What ``report`` gets after an epoch: ``epoch``, ``train/loss``, ``train/<part>``, ``<split>/<metric>``."""
+    flat: dict[str, Any] = {"epoch": epoch, "train/loss": losses["total"]}
+    flat.update({f"train/{k}": v for k, v in _loss_parts(losses).items()})
+    for split, rec in results.items():
+        flat.update({f"{split}/{k}": v for k, v in rec.items() if isinstance(v, float)})
+    return flat
 
 
 def _device(name: str) -> torch.device:

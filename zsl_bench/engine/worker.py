@@ -5,9 +5,6 @@ Started by torchrun (:mod:`zsl_bench.engine.launch` on this host, or by hand on 
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``. Every rank runs ``run_trial`` on the
 same config; rank 0 writes ``RUN_DIR``. Exit codes: 0 done, 1 the trial failed, 2 a configuration problem
 (one line on stderr), 130 interrupted.
-
-``ZSL_BENCH_INTERRUPT_AFTER_EPOCH=K`` (tests) interrupts every rank right after epoch K's checkpoint, leaving the
-run directory as a kill at that moment would.
 """
 
 from __future__ import annotations
@@ -15,9 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
-
-INTERRUPT_ENV = "ZSL_BENCH_INTERRUPT_AFTER_EPOCH"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,13 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from zsl_bench.config import read_yaml, validate
-    from zsl_bench.engine import distributed, run_trial
+    from zsl_bench.engine import run_trial
+    from zsl_bench.engine.process_group import close_process_group
     from zsl_bench.errors import TrialFailed, UserError
 
     rank = os.environ.get("RANK", "0")
     try:
         cfg = validate(read_yaml(args.config, "worker config") or {}, args.config)
-        run_trial(cfg, args.run_dir, report=_interrupt_hook(), resume=not args.fresh)
+        run_trial(cfg, args.run_dir, resume=not args.fresh)
     except UserError as exc:
         print(f"zsl-bench: error: {exc}", file=sys.stderr)
         return 2
@@ -44,20 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    distributed.close_process_group()
+    close_process_group()
     return 0
-
-
-def _interrupt_hook() -> Any:
-    after = os.environ.get(INTERRUPT_ENV)
-    if not after:
-        return None
-
-    def report(metrics: dict[str, Any]) -> None:
-        if metrics["epoch"] == int(after):
-            raise KeyboardInterrupt
-
-    return report
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Vim's bidirectional Mamba mixer (``bimamba_type="v2"``; models.md §3.1), with the official parameter names.
+"""Vim's bidirectional Mamba mixer (``bimamba_type="v2"``; docs/model-maths.md#vim-mixer), with the official
+parameter names.
 
 Shared ``in_proj`` / ``out_proj``; the forward direction uses ``conv1d``, ``x_proj``, ``dt_proj``, ``A_log``, ``D``,
 the backward direction (run on the sequence flipped along L) its own ``conv1d_b``, ``x_proj_b``, ``dt_proj_b``,
@@ -8,6 +9,7 @@ the backward direction (run on the sequence flipped along L) its own ``conv1d_b`
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -18,12 +20,23 @@ from zsl_bench.layers.ssm_init import a_log_init, dt_bias_init, dt_weight_init
 __all__ = ["BiMambaMixer"]
 
 
+class _Direction(NamedTuple):
+    """The parameters of one scan direction: its conv, x / dt projections, A_log [E, N] and D [E]."""
+
+    conv: nn.Conv1d
+    x_proj: nn.Linear
+    dt_proj: nn.Linear
+    a_log: torch.Tensor
+    d: torch.Tensor
+
+
 class BiMambaMixer(nn.Module):
     """The Vim mixer: tokens [B, L, d_model] → [B, L, d_model]."""
 
     def __init__(
         self,
         d_model: int,
+        *,
         d_state: int = 16,
         d_conv: int = 4,
         expand: int = 2,
@@ -57,10 +70,9 @@ class BiMambaMixer(nn.Module):
                 proj.bias.copy_(dt_bias_init(e, dt_min, dt_max, dt_init_floor))
                 proj.bias._no_reinit = True  # keep it through the model-level init
 
-    def _direction(
-        self, xz: torch.Tensor, conv: nn.Conv1d, x_proj: nn.Linear, dt_proj: nn.Linear, a_log, d
-    ) -> torch.Tensor:
+    def _direction(self, xz: torch.Tensor, params: _Direction) -> torch.Tensor:
         """One scan direction: xz [B, 2E, L] → y·SiLU(z) [B, E, L]."""
+        conv, x_proj, dt_proj, a_log, d = params
         x, z = xz.chunk(2, dim=1)
         x = causal_conv1d_silu(x, conv.weight, conv.bias)
         dt, b, c = torch.split(x_proj(x.transpose(1, 2)), [self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -80,8 +92,9 @@ class BiMambaMixer(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """[B, L, d_model] → [B, L, d_model]."""
         xz = self.in_proj(hidden).transpose(1, 2)  # [B, 2E, L]
-        y_f = self._direction(xz, self.conv1d, self.x_proj, self.dt_proj, self.A_log, self.D)
-        y_b = self._direction(xz.flip(-1), self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log, self.D_b)
+        y_f = self._direction(xz, _Direction(self.conv1d, self.x_proj, self.dt_proj, self.A_log, self.D))
+        backward = _Direction(self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log, self.D_b)
+        y_b = self._direction(xz.flip(-1), backward)
         y = y_f + y_b.flip(-1)
         if self.divide_out:
             y = y / 2

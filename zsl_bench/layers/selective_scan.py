@@ -1,6 +1,6 @@
 """The selective scan (S6) of Mamba — one public entry point, three implementations — and Mamba's causal conv1d.
 
-Recurrence (models.md §4.1), per batch b, channel d, state n and time t::
+Recurrence (docs/model-maths.md#scan-recurrence), per batch b, channel d, state n and time t::
 
     Δ_t = softplus(δ_t + δ_bias)  (or δ_t + δ_bias without softplus)
     h_t = exp(Δ_t · A[d, n]) · h_{t-1} + Δ_t · B_t[g(d), n] · u_t,    h_{-1} = 0
@@ -30,11 +30,8 @@ the trials it starts); a forced triton or mamba_ssm that cannot run raises.
 entry of a model's provenance (``summary.json`` ``model_info``).
 
 :func:`causal_conv1d_silu` dispatches the same way to ``causal_conv1d.causal_conv1d_fn``. These two lazy imports
-are the only places the optional ``[cuda]`` packages are ever imported.
-
-Why the torch scan is stable: it never exponentiates cumulative sums. Each chunk is run with the plain
-recurrence (products of decays in [0, 1]), vectorised over all chunks, and chunks are linked by their carried-in
-states; wide steps run the plain recurrence step by step. See :mod:`zsl_bench.layers.chunked_scan`.
+are the only places the optional ``[cuda]`` packages are ever imported. Why the torch scan is stable (it never
+exponentiates cumulative sums): :mod:`zsl_bench.layers.chunked_scan`.
 """
 
 from __future__ import annotations
@@ -147,7 +144,8 @@ class _ScanArgs(NamedTuple):
 # Sequential reference
 # ----------------------------------------------------------------------------------------------------------------
 def _scan_ref(x: _ScanArgs) -> tuple[torch.Tensor, torch.Tensor]:
-    """The O(L) loop of models.md §4.2 (autograd through the loop gives the backward): (out [B, D, L] in u's
+    """The O(L) loop of docs/model-maths.md#scan-reference-loop (autograd through the loop gives the backward): (out
+    [B, D, L] in u's
     dtype, last state [B, D, N] in the work dtype), computed in float64 when u is float64, else float32."""
     work = _work_dtype(x.u)
     batch, dm, length = x.u.shape
@@ -199,7 +197,8 @@ def _cuda_scan() -> Callable | None:
     """mamba_ssm's ``selective_scan_fn``, or None when it does not import (logged once)."""
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
-    except Exception as exc:  # ImportError, but also triton / ABI / undefined-symbol errors (deps.md §2)
+    except Exception as exc:  # ImportError, but also triton / ABI / undefined-symbol errors: see
+        # docs/cuda-kernels.md#do-not-install-them-on-cpu-machines
         log.warning("mamba_ssm selective_scan_fn unavailable (%s: %s); using the torch scan", type(exc).__name__, exc)
         return None
     return selective_scan_fn
@@ -298,7 +297,7 @@ def _run_kernel(name: str, x: _ScanArgs, chunk_size: int | None, forced: bool):
             raise RuntimeError("the Triton scan needs an importable triton (and CUDA tensors, or TRITON_INTERPRET=1)")
         return None
     try:
-        return module.triton_selective_scan(*x, chunk_size=chunk_size)
+        return module.triton_selective_scan(**x._asdict(), chunk_size=chunk_size)
     except torch.cuda.OutOfMemoryError:
         raise
     except Exception as exc:  # a compile error on this GPU / triton version
@@ -314,16 +313,17 @@ def selective_scan(
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
+    *,
     D: torch.Tensor | None = None,
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
-    *,
     backend: str = "auto",
     chunk_size: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Selective scan with mamba-ssm's ``selective_scan_fn`` signature (models.md §4.1).
+    """Selective scan: mamba-ssm's ``selective_scan_fn`` (docs/model-maths.md#kernel-signature), its options after C
+    keyword-only.
 
     Args:
         u, delta, z: ``[B, D, L]``.

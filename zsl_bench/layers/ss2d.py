@@ -1,4 +1,4 @@
-"""VMamba's 2-D selective scan block, SS2D with forward type ``v05_noz`` (models.md §3.3).
+"""VMamba's 2-D selective scan block, SS2D with forward type ``v05_noz`` (docs/model-maths.md#ss2d).
 
 Parameter names and shapes are the official ones: ``x_proj_weight [K, R+2N, E]``, ``A_logs [K·E, N]``,
 ``Ds [K·E]``, ``dt_projs_weight [K, E, R]``, ``dt_projs_bias [K, E]``, then ``out_norm``, ``in_proj``, ``conv2d``
@@ -49,6 +49,7 @@ class SS2D(nn.Module):
     def __init__(
         self,
         d_model: int,
+        *,
         d_state: int = 1,
         ssm_ratio: float = 2.0,
         dt_rank: int | str = "auto",

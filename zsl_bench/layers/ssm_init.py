@@ -1,4 +1,5 @@
-"""The S6 parameter initialisation of Mamba ("ssm_init v0"; models.md §3.1), shared by SS2D and Vim."""
+"""The S6 parameter initialisation of Mamba ("ssm_init v0"; docs/model-maths.md#s6-initialisation), shared by SS2D
+and Vim."""
 
 from __future__ import annotations
 

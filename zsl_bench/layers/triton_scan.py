@@ -115,6 +115,46 @@ def _scan_fwd_kernel(u_ptr, delta_ptr, a_ptr, b_ptr, c_ptr, dskip_ptr, z_ptr, bi
 
 
 @triton.jit
+def _recompute_chunk(ws, h, t0, t1, u_ptr, delta_ptr, b_ptr, row, bc_row, A, bias, mask_d, mask_n,
+                     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr,
+                     BLOCK_N: tl.constexpr):  # fmt: skip
+    """The states of steps [t0, t1) again, from h = h_{t0-1}: ws[t - t0] = h_{t-1} [BLOCK_D, BLOCK_N]."""
+    for t in range(t0, t1):
+        tl.store(ws + (t - t0) * BLOCK_D * BLOCK_N, h)
+        _u, _raw, _dt, _bt, a, x = _step_inputs(
+            u_ptr, delta_ptr, b_ptr, row, bc_row, t, A, bias, mask_d, mask_n, HAS_BIAS, SOFTPLUS
+        )
+        h = a * h + x
+
+
+@triton.jit
+def _gate_grad(z_ptr, gz_ptr, row, t, gy, h, ct, u, dskip, mask_d, HAS_D: tl.constexpr):
+    """Through out_t = y_t·SiLU(z_t), from gy = ∂L/∂out_t [BLOCK_D] and h_t: stores ∂L/∂z_t, returns ∂L/∂y_t."""
+    zt = tl.load(z_ptr + row + t, mask=mask_d, other=0.0).to(tl.float32)
+    sig = tl.sigmoid(zt)
+    y = tl.sum(h * ct[None, :], axis=1)
+    if HAS_D:
+        y += dskip * u
+    tl.store(gz_ptr + row + t, gy * y * sig * (1.0 + zt * (1.0 - sig)), mask=mask_d)
+    return gy * zt * sig
+
+
+@triton.jit
+def _channel_grads(r, gl, bt, A, u, dt, raw, gy, dskip, g_d, HAS_D: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """(∂L/∂u_t, ∂L/∂δ_t, g_d + ∂L/∂D from step t) [BLOCK_D], from r = ∂L/∂h_t and gl = ∂L/∂(Δ_t·A)
+    [BLOCK_D, BLOCK_N] and gy = ∂L/∂y_t."""
+    q = tl.sum(r * bt[None, :], axis=1)  # ∂L/∂(Δ_t·u_t)
+    g_dt = tl.sum(gl * A, axis=1) + q * u
+    g_u = q * dt
+    if HAS_D:
+        g_u += gy * dskip
+        g_d += gy * u
+    if SOFTPLUS:
+        g_dt = g_dt * tl.sigmoid(raw)
+    return g_u, g_dt, g_d
+
+
+@triton.jit
 def _scan_bwd_kernel(u_ptr, delta_ptr, a_ptr, b_ptr, c_ptr, dskip_ptr, z_ptr, bias_ptr, gout_ptr, glast_ptr, hin_ptr,
                      ws_ptr, gu_ptr, gdelta_ptr, gz_ptr, ga_ptr, gd_ptr, gb_ptr, gc_ptr,
                      dm, length, dg, n_state, nblk, groups, chunk, n_chunks, HAS_D: tl.constexpr,
@@ -144,12 +184,8 @@ def _scan_bwd_kernel(u_ptr, delta_ptr, a_ptr, b_ptr, c_ptr, dskip_ptr, z_ptr, bi
         t0 = c * chunk
         t1 = tl.minimum(t0 + chunk, length)
         h = tl.load(hin_ptr + (b * n_chunks + c).to(tl.int64) * dm * n_state + dn, mask=mask_dn, other=0.0)
-        for t in range(t0, t1):  # recompute: ws[t - t0] = h_{t-1}
-            tl.store(ws + (t - t0) * BLOCK_D * BLOCK_N, h)
-            _u, _raw, _dt, _bt, a, x = _step_inputs(
-                u_ptr, delta_ptr, b_ptr, row, bc_row, t, A, bias, mask_d, mask_n, HAS_BIAS, SOFTPLUS
-            )
-            h = a * h + x
+        _recompute_chunk(ws, h, t0, t1, u_ptr, delta_ptr, b_ptr, row, bc_row, A, bias, mask_d, mask_n, HAS_BIAS,
+                         SOFTPLUS, BLOCK_D, BLOCK_N)  # fmt: skip
         tl.debug_barrier()
         for i in range(0, t1 - t0):
             t = t1 - 1 - i
@@ -161,23 +197,10 @@ def _scan_bwd_kernel(u_ptr, delta_ptr, a_ptr, b_ptr, c_ptr, dskip_ptr, z_ptr, bi
             ct = tl.load(c_ptr + bc_row + t, mask=mask_n, other=0.0).to(tl.float32)
             gy = tl.load(gout_ptr + row + t, mask=mask_d, other=0.0).to(tl.float32)
             if HAS_Z:
-                zt = tl.load(z_ptr + row + t, mask=mask_d, other=0.0).to(tl.float32)
-                sig = tl.sigmoid(zt)
-                y = tl.sum(h * ct[None, :], axis=1)
-                if HAS_D:
-                    y += dskip * u
-                tl.store(gz_ptr + row + t, gy * y * sig * (1.0 + zt * (1.0 - sig)), mask=mask_d)
-                gy = gy * zt * sig  # ∂L/∂y
+                gy = _gate_grad(z_ptr, gz_ptr, row, t, gy, h, ct, u, dskip, mask_d, HAS_D)  # ∂L/∂y
             r = ct[None, :] * gy[:, None] + carry  # ∂L/∂h_t
             gl = r * a * h_prev  # ∂L/∂(Δ_t·A)
-            q = tl.sum(r * bt[None, :], axis=1)  # ∂L/∂(Δ_t·u_t)
-            g_dt = tl.sum(gl * A, axis=1) + q * u
-            g_u = q * dt
-            if HAS_D:
-                g_u += gy * dskip
-                g_d += gy * u
-            if SOFTPLUS:
-                g_dt = g_dt * tl.sigmoid(raw)
+            g_u, g_dt, g_d = _channel_grads(r, gl, bt, A, u, dt, raw, gy, dskip, g_d, HAS_D, SOFTPLUS)
             g_a += gl * dt[:, None]
             tl.store(gu_ptr + row + t, g_u, mask=mask_d)
             tl.store(gdelta_ptr + row + t, g_dt, mask=mask_d)
@@ -213,7 +236,7 @@ def _flags(D, z, delta_bias, softplus: bool) -> dict[str, bool]:
     return {"HAS_D": D is not None, "HAS_Z": z is not None, "HAS_BIAS": delta_bias is not None, "SOFTPLUS": softplus}
 
 
-def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, chunk: int, save: bool):
+def scan_forward(u, delta, A, B, C, *, D, z, delta_bias, softplus: bool, chunk: int, save: bool):
     """(out [B, D, L] in u's dtype, last state [B, D, N] float32, h_in [B, nc, D, N] float32 or None).
 
     u, delta, z: contiguous [B, D, L] (float32 / bfloat16 / float16); A [D, N], D, delta_bias [D] float32;
@@ -267,7 +290,9 @@ class TritonScanFn(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk, keep):
         u, delta, B, C = u.contiguous(), delta.contiguous(), B.contiguous(), C.contiguous()
         z = z.contiguous() if z is not None else None
-        out, last, h_in = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk, keep)
+        out, last, h_in = scan_forward(
+            u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, softplus=delta_softplus, chunk=chunk, save=keep
+        )
         ctx.softplus, ctx.chunk = delta_softplus, chunk
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h_in)
         ctx.set_materialize_grads(False)
@@ -293,6 +318,7 @@ def triton_selective_scan(
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
+    *,
     D: torch.Tensor | None = None,
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
@@ -301,7 +327,7 @@ def triton_selective_scan(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`~zsl_bench.layers.selective_scan.selective_scan`'s semantics on the Triton kernels: (out [B, D, L] in
     u's dtype, last state [B, D, N] float32). B, C are [B, N, L] or grouped [B, G, N, L]; float64 inputs are
-    computed in float32 (out keeps u's dtype)."""
+    computed in float32 (out keeps u's dtype). The options after C are keyword-only."""
     work = torch.float32 if u.dtype == torch.float64 else None
 
     def cast(t: torch.Tensor | None, to: torch.dtype | None) -> torch.Tensor | None:

@@ -15,8 +15,8 @@ _LAZY = {
     # tiny test models, then ResNet-101, ViT-B/16, DeiT-B/16
     "zsl_bench.models.baselines": "resnet_test vit_test deit_test resnet101_ale resnet101_attn vit_b16_ale "
     "vit_b16_attn deit_b16_ale deit_b16_attn",
-    "zsl_bench.models.zeromamba": "zeromamba_test zeromamba_vmamba_s zeromamba_vmamba_b zeromamba_vim_s",
-    "zsl_bench.models.duet": "duet_test duet_deit_b duet_swin_b",
+    "zsl_bench.models.zeromamba_factories": "zeromamba_test zeromamba_vmamba_s zeromamba_vmamba_b zeromamba_vim_s",
+    "zsl_bench.models.duet_factories": "duet_test duet_deit_b duet_swin_b",
     "zsl_bench.models.classic": "eszsl ale devise sje eszsl_test ale_test devise_test sje_test",  # on features
 }
 for _module, _names in _LAZY.items():

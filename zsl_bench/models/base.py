@@ -1,4 +1,5 @@
-"""The shared model surface (DESIGN.md §2): ``forward``, ``class_scores``, ``loss``, ``training_loss``."""
+"""The shared model surface (docs/architecture.md#the-model-surface): ``forward``, ``class_scores``, ``loss``,
+``training_loss``."""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ with the same weights, keys and outputs as transformers' ``ResNetModel``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -159,27 +160,32 @@ class AttributeModel(ZslModel):
         return self
 
 
-def _assemble(
-    backbone: ResNetBackbone | ViTBackbone,
-    num_attributes: int,
-    head: str,
-    scoring: str,
-    scale: float,
-    attr_weight: float,
-    dropout: float,
-    key_dim: int,
-) -> AttributeModel:
-    if head == "pooled":
-        head_module: nn.Module = PooledHead(backbone.dim, num_attributes, dropout)
-    elif head == "attention":
-        head_module = TokenAttentionHead(backbone.dim, num_attributes, key_dim, dropout)
+@dataclass(frozen=True)
+class _HeadSpec:
+    """The attribute head a factory asks for (``pooled`` | ``attention``) and its options."""
+
+    head: str
+    scoring: str
+    scale: float
+    attr_weight: float
+    dropout: float
+    key_dim: int
+
+
+def _assemble(backbone: ResNetBackbone | ViTBackbone, num_attributes: int, spec: _HeadSpec) -> AttributeModel:
+    """``backbone`` [B, 3, H, W] → [B, D] with the head of ``spec`` onto ``num_attributes`` attributes."""
+    if spec.head == "pooled":
+        head_module: nn.Module = PooledHead(backbone.dim, num_attributes, spec.dropout)
+    elif spec.head == "attention":
+        head_module = TokenAttentionHead(backbone.dim, num_attributes, spec.key_dim, spec.dropout)
     else:
-        raise UserError(f"head must be 'pooled' or 'attention', not {head!r}")
-    if scoring not in ("dot", "cosine"):
-        raise UserError(f"scoring must be 'dot' or 'cosine', not {scoring!r}")
-    if scale <= 0:
-        raise UserError(f"scale must be > 0 (got {scale})")
-    return AttributeModel(backbone, head_module, Scorer(scoring, scale), attr_weight)  # type: ignore[arg-type]
+        raise UserError(f"head must be 'pooled' or 'attention', not {spec.head!r}")
+    if spec.scoring not in ("dot", "cosine"):
+        raise UserError(f"scoring must be 'dot' or 'cosine', not {spec.scoring!r}")
+    if spec.scale <= 0:
+        raise UserError(f"scale must be > 0 (got {spec.scale})")
+    scorer = Scorer(spec.scoring, spec.scale)  # type: ignore[arg-type]
+    return AttributeModel(backbone, head_module, scorer, spec.attr_weight)
 
 
 # --------------------------------------------------------------------------------------------- families
@@ -225,68 +231,74 @@ def deit_b16_backbone(pretrained: str | Path | None, model_name: str = "deit_b16
 
 
 def _head_options(
-    scoring: Scoring = "dot", scale: float = 10.0, attr_weight: float = 0.0, dropout: float = 0.0
+    *, scoring: Scoring = "dot", scale: float = 10.0, attr_weight: float = 0.0, dropout: float = 0.0
 ) -> None:
     """The options every full-size baseline takes besides ``pretrained`` (see the module docstring; a template for
     :func:`~zsl_bench.models.factories.shared_options`, never called)."""
 
 
-def _attention_options(key_dim: int = 256) -> None:
+def _attention_options(*, key_dim: int = 256) -> None:
     """The extra option of the ``*_attn`` baselines: the attribute prototypes' key width (a template, never called)."""
 
 
 @RESNET.variant("resnet101_ale")
 @shared_options(_head_options)
 def resnet101_ale(
-    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["resnet101"], **options: Any
+    num_attributes: int, image_size: int, *, pretrained: str | None = HUB_IDS["resnet101"], **options: Any
 ) -> ZslModel:
     """ResNet-101, global average pool [B, 2048] → linear → attributes."""
-    return _assemble(resnet101_backbone(pretrained, "resnet101_ale"), num_attributes, "pooled", key_dim=0, **options)
+    backbone = resnet101_backbone(pretrained, "resnet101_ale")
+    return _assemble(backbone, num_attributes, _HeadSpec(head="pooled", key_dim=0, **options))
 
 
 @RESNET.variant("resnet101_attn")
 @shared_options(_head_options, _attention_options)
 def resnet101_attn(
-    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["resnet101"], **options: Any
+    num_attributes: int, image_size: int, *, pretrained: str | None = HUB_IDS["resnet101"], **options: Any
 ) -> ZslModel:
     """ResNet-101, attribute prototypes attending over the last feature map ((S/32)² regions of 2048-d)."""
-    return _assemble(resnet101_backbone(pretrained, "resnet101_attn"), num_attributes, "attention", **options)
+    backbone = resnet101_backbone(pretrained, "resnet101_attn")
+    return _assemble(backbone, num_attributes, _HeadSpec(head="attention", **options))
 
 
 @VIT.variant("vit_b16_ale")
 @shared_options(_head_options)
 def vit_b16_ale(
-    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["vit_b16"], **options: Any
+    num_attributes: int, image_size: int, *, pretrained: str | None = HUB_IDS["vit_b16"], **options: Any
 ) -> ZslModel:
     """ViT-B/16, class token [B, 768] → linear → attributes."""
-    return _assemble(vit_b16_backbone(pretrained, "vit_b16_ale"), num_attributes, "pooled", key_dim=0, **options)
+    backbone = vit_b16_backbone(pretrained, "vit_b16_ale")
+    return _assemble(backbone, num_attributes, _HeadSpec(head="pooled", key_dim=0, **options))
 
 
 @VIT.variant("vit_b16_attn")
 @shared_options(_head_options, _attention_options)
 def vit_b16_attn(
-    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["vit_b16"], **options: Any
+    num_attributes: int, image_size: int, *, pretrained: str | None = HUB_IDS["vit_b16"], **options: Any
 ) -> ZslModel:
     """ViT-B/16, attribute prototypes attending over the (S/16)² patch tokens."""
-    return _assemble(vit_b16_backbone(pretrained, "vit_b16_attn"), num_attributes, "attention", **options)
+    backbone = vit_b16_backbone(pretrained, "vit_b16_attn")
+    return _assemble(backbone, num_attributes, _HeadSpec(head="attention", **options))
 
 
 @DEIT.variant("deit_b16_ale")
 @shared_options(_head_options)
 def deit_b16_ale(
-    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["deit_b16"], **options: Any
+    num_attributes: int, image_size: int, *, pretrained: str | None = HUB_IDS["deit_b16"], **options: Any
 ) -> ZslModel:
     """DeiT-B/16 distilled, mean of class and distillation tokens [B, 768] → linear → attributes."""
-    return _assemble(deit_b16_backbone(pretrained, "deit_b16_ale"), num_attributes, "pooled", key_dim=0, **options)
+    backbone = deit_b16_backbone(pretrained, "deit_b16_ale")
+    return _assemble(backbone, num_attributes, _HeadSpec(head="pooled", key_dim=0, **options))
 
 
 @DEIT.variant("deit_b16_attn")
 @shared_options(_head_options, _attention_options)
 def deit_b16_attn(
-    num_attributes: int, image_size: int, pretrained: str | None = HUB_IDS["deit_b16"], **options: Any
+    num_attributes: int, image_size: int, *, pretrained: str | None = HUB_IDS["deit_b16"], **options: Any
 ) -> ZslModel:
     """DeiT-B/16 distilled, attribute prototypes attending over the patch tokens."""
-    return _assemble(deit_b16_backbone(pretrained, "deit_b16_attn"), num_attributes, "attention", **options)
+    backbone = deit_b16_backbone(pretrained, "deit_b16_attn")
+    return _assemble(backbone, num_attributes, _HeadSpec(head="attention", **options))
 
 
 # ------------------------------------------------------------------------------------------------- tiny
@@ -296,6 +308,7 @@ def deit_b16_attn(
 def resnet_test(
     num_attributes: int,
     image_size: int,
+    *,
     width: int = 32,
     depths: tuple[int, ...] = (1, 1, 1),
     head: Head = "pooled",
@@ -310,10 +323,13 @@ def resnet_test(
     hidden = tuple(width * 2**i for i in range(len(depths)))
     arch = ResNetArch(embedding_size=width, hidden_sizes=hidden, depths=tuple(depths), layer_type="basic")
     backbone = resnet_backbone(arch, pretrained, "resnet_test")
-    return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)
+    return _assemble(backbone, num_attributes, _HeadSpec(head, scoring, scale, attr_weight, dropout, key_dim))
 
 
-def _tiny_vit_config(config_cls: type, image_size: int, patch_size: int, hidden: int, layers: int, heads: int) -> Any:
+def _tiny_vit_config(
+    config_cls: type, *, image_size: int, patch_size: int, hidden: int, layers: int, heads: int
+) -> Any:
+    """A tiny ViT/DeiT config of ``config_cls``: ``hidden``-wide, MLP 2 x ``hidden``, no dropout."""
     return config_cls(
         image_size=image_size,
         patch_size=patch_size,
@@ -330,6 +346,7 @@ def _tiny_vit_config(config_cls: type, image_size: int, patch_size: int, hidden:
 def vit_test(
     num_attributes: int,
     image_size: int,
+    *,
     patch_size: int = 8,
     hidden: int = 96,
     layers: int = 3,
@@ -344,15 +361,18 @@ def vit_test(
 ) -> ZslModel:
     """A tiny ViT (patch 8, 3 layers, 96-d; 64 px → 64 patches) for CPU tests; ``pooled`` is the class token."""
     config_cls, model_cls = import_names("transformers", "ViTConfig", "ViTModel")
-    config = _tiny_vit_config(config_cls, image_size, patch_size, hidden, layers, heads)
+    config = _tiny_vit_config(
+        config_cls, image_size=image_size, patch_size=patch_size, hidden=hidden, layers=layers, heads=heads
+    )
     backbone = ViTBackbone(load_backbone_net(model_cls, config, pretrained, "vit_test"), prefix=1)
-    return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)
+    return _assemble(backbone, num_attributes, _HeadSpec(head, scoring, scale, attr_weight, dropout, key_dim))
 
 
 @DEIT.variant("deit_test")
 def deit_test(
     num_attributes: int,
     image_size: int,
+    *,
     patch_size: int = 8,
     hidden: int = 96,
     layers: int = 3,
@@ -368,6 +388,8 @@ def deit_test(
     """A tiny distilled DeiT (class + distillation tokens) for CPU tests and ``deit_b16_*`` smoke runs; its default
     head attends over the patch tokens (``deit_b16_attn``'s), which learns the synthetic data robustly."""
     config_cls, model_cls = import_names("transformers", "DeiTConfig", "DeiTModel")
-    config = _tiny_vit_config(config_cls, image_size, patch_size, hidden, layers, heads)
+    config = _tiny_vit_config(
+        config_cls, image_size=image_size, patch_size=patch_size, hidden=hidden, layers=layers, heads=heads
+    )
     backbone = ViTBackbone(load_backbone_net(model_cls, config, pretrained, "deit_test"), prefix=2)
-    return _assemble(backbone, num_attributes, head, scoring, scale, attr_weight, dropout, key_dim)
+    return _assemble(backbone, num_attributes, _HeadSpec(head, scoring, scale, attr_weight, dropout, key_dim))

@@ -180,7 +180,7 @@ def _register(name: str) -> Callable[[Factory], Factory]:
 
 @_register("eszsl")
 def eszsl(
-    num_attributes: int, image_size: int, feature_dim: int = 2048, alpha: float = 0.0, gamma: float = 0.0
+    num_attributes: int, image_size: int, *, feature_dim: int = 2048, alpha: float = 0.0, gamma: float = 0.0
 ) -> ZslModel:
     """ESZSL, closed form; ``alpha``/``gamma``: log10 of the feature-side and attribute-side regularisers."""
     return ESZSL(num_attributes, feature_dim, alpha, gamma)
@@ -188,7 +188,7 @@ def eszsl(
 
 @_register("ale")
 def ale(
-    num_attributes: int, image_size: int, feature_dim: int = 2048, margin: float = 1.0, normalize: bool = True
+    num_attributes: int, image_size: int, *, feature_dim: int = 2048, margin: float = 1.0, normalize: bool = True
 ) -> ZslModel:
     """ALE: bilinear compatibility with the rank-weighted hinge loss."""
     return Bilinear(num_attributes, feature_dim, "ale", margin, normalize)
@@ -196,7 +196,7 @@ def ale(
 
 @_register("devise")
 def devise(
-    num_attributes: int, image_size: int, feature_dim: int = 2048, margin: float = 0.1, normalize: bool = True
+    num_attributes: int, image_size: int, *, feature_dim: int = 2048, margin: float = 0.1, normalize: bool = True
 ) -> ZslModel:
     """DeViSE: bilinear compatibility with the hinge rank loss summed over the violating classes."""
     return Bilinear(num_attributes, feature_dim, "devise", margin, normalize)
@@ -204,7 +204,7 @@ def devise(
 
 @_register("sje")
 def sje(
-    num_attributes: int, image_size: int, feature_dim: int = 2048, margin: float = 1.0, normalize: bool = True
+    num_attributes: int, image_size: int, *, feature_dim: int = 2048, margin: float = 1.0, normalize: bool = True
 ) -> ZslModel:
     """SJE: bilinear compatibility with the structured hinge on the most violating class."""
     return Bilinear(num_attributes, feature_dim, "sje", margin, normalize)

@@ -1,12 +1,7 @@
-"""DUET (AAAI'23): a vision encoder and a BERT read together by one LXMERT cross layer (models.md §2).
+"""DUET (AAAI'23): a vision encoder and a BERT read together by one LXMERT cross layer (docs/model-maths.md#duet).
 
-Registered models (``factory(num_attributes, image_size, **options)``):
-
-* ``duet_deit_b``: DeiT-B/16 distilled (``facebook/deit-base-distilled-patch16-224``) + ``bert-base-uncased``
-  (DUET on CUB and AwA2);
-* ``duet_swin_b``: Swin-B/4 window 7 (``microsoft/swin-base-patch4-window7-224``) + BERT (DUET on SUN);
-* ``duet_test``: a tiny random DeiT (or Swin, option ``vision``) and BERT with a tokenizer built in memory from the
-  attribute words, for CPU tests and smoke runs.
+:class:`DuetModel` is the model; its factories (``duet_deit_b``, ``duet_swin_b``, ``duet_test``) and their assembly
+are in :mod:`zsl_bench.models.duet_factories`, which builds it, and the engine calls its forward and training step.
 
 Forward (test time): the image's visual token v = Linear(vision logits) [B, 1, H] (option ``visual_token: cls``:
 from the class token instead) and the BERT states of the *fixed template* (computed once per call, tokenised once)
@@ -18,39 +13,28 @@ classification, attribute regression and self-calibration (see docs/duet.md for 
 
 Attribute names, groups and the binary class attributes come, in this order of preference, from the training
 context (``ctx.attribute_info`` / ``ctx.original_att`` when the engine provides them), from options ``dataset`` /
-``data_root`` (read with ``zsl_bench.data``), or else generic names and the binarised ``ctx.class_attributes``.
+``data_root`` (read by :mod:`~zsl_bench.models.duet_factories`), or else generic names and the binarised
+``ctx.class_attributes``.
 
-Official-code quirks (models.md §7) are off by default; ``official_quirks`` lists those to reproduce (:data:`QUIRKS`).
+Official-code quirks (docs/duet.md#official-quirks) are off by default; ``official_quirks`` lists those to reproduce
+(:data:`QUIRKS`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from zsl_bench.data.transforms import TRANSFORMS
 from zsl_bench.errors import UserError
 from zsl_bench.models import duet_losses as L
 from zsl_bench.models import duet_recipe as R
 from zsl_bench.models import duet_sampling as S
 from zsl_bench.models.base import TrainContext, ZslModel
-from zsl_bench.models.duet_encoders import (
-    VISION_HUB_IDS,
-    bert_config,
-    build_text,
-    build_vision,
-    deit_config,
-    is_random,
-    load_tokenizer,
-    local_tokenizer,
-    swin_config,
-    xlayer,
-)
 from zsl_bench.models.duet_prompts import (
     Encoded,
     Prompt,
@@ -61,11 +45,9 @@ from zsl_bench.models.duet_prompts import (
     masked,
     official_awa2_template,
 )
-from zsl_bench.models.duet_settings import QUIRKS, DuetSettings, duet_options, settings_from_options
-from zsl_bench.models.factories import shared_options
-from zsl_bench.models.family import ModelFamily
+from zsl_bench.models.duet_settings import QUIRKS, DuetSettings
 
-__all__ = ["DUET", "QUIRKS", "DuetModel", "DuetSettings"]
+__all__ = ["QUIRKS", "DuetModel", "DuetSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +83,7 @@ class DuetModel(ZslModel):
         vision: nn.Module,
         text: nn.Module,
         tokenizer: Any,
+        *,
         num_attributes: int,
         cross: nn.Module,
         settings: DuetSettings,
@@ -233,7 +216,7 @@ class DuetModel(ZslModel):
         """Text of seen class ``row`` with its attributes dropped at ``attribute_miss`` (``target`` kept)."""
         kept = S.drop_attributes(S.present(stats, row), target, self.settings.attribute_miss, gen)
         if "tfidf_prune" in self.settings.quirks:
-            kept = S.prune_by_tfidf(kept, target, self._costs, self._budget, stats.rarity, gen)
+            kept = S.prune_by_tfidf(kept, target, self._costs, self._budget, rarity=stats.rarity, gen=gen)
         else:
             kept = S.prune(kept, target, self._costs, self._budget, gen)
         return self.builder.text(kept, None if target < 0 else target)
@@ -314,21 +297,30 @@ class DuetModel(ZslModel):
         mlm = L.masked_lm(logits, enc.ids[sample, token], sample, weights, len(rows))
         out["mlm"] = cfg.mlm_weight * mlm
         if cfg.acl_weight > 0 and ctx.sample_images is not None:
-            out["acl"] = cfg.acl_weight * self._attribute_contrast(lang, enc, valid, rows, ks, ctx, stats)
+            contrast = self._attribute_contrast(lang, enc, ctx, valid=valid, rows=rows, ks=ks, stats=stats)
+            out["acl"] = cfg.acl_weight * contrast
         return vis
 
     def _attribute_contrast(
         self,
         lang: torch.Tensor,
         enc: Encoded,
+        ctx: TrainContext,
+        *,
         valid: torch.Tensor,
         rows: list[int],
         ks: list[int],
-        ctx: TrainContext,
         stats: S.ClassStats,
     ) -> torch.Tensor:
         """Attribute-level contrast of the masked anchors against a positive and four negatives (unweighted by
-        ``acl_weight``); 0 when no anchor has both."""
+        ``acl_weight``); 0 when no anchor has both.
+
+        Args:
+            lang: [B, L, H] the masked texts' final language states; ``enc`` their encoding (``enc.target``
+                [B, L] marks the masked attribute's word pieces).
+            valid: [B] bool, the samples whose masked attribute may anchor.
+            rows, ks: each sample's seen-class row and masked attribute (-1: none).
+        """
         gen, cfg = ctx.generator, self.settings
         anchors, pairs, weights = [], [], []
         for b in valid.nonzero().flatten().tolist():
@@ -359,137 +351,3 @@ class DuetModel(ZslModel):
         text = list(self.text.parameters())
         taken = {id(p) for p in vision + text}
         return {"vision": vision, "text": text, "head": [p for p in self.parameters() if id(p) not in taken]}
-
-
-# ---------------------------------------------------------------------------------------------- factories
-
-
-def _attribute_source(
-    dataset: str | None, data_root: str | None, num_attributes: int
-) -> tuple[PromptBuilder | None, torch.Tensor | None]:
-    """Prompt builder and ``original_att`` [C, A] of ``dataset`` (read with zsl_bench.data), or (None, None)."""
-    if dataset is None:
-        return None, None
-    from zsl_bench.data.datasets import read_dataset
-
-    view = read_dataset(dataset, data_root)
-    if view.split.num_attributes != num_attributes:
-        raise UserError(
-            f"model option dataset={dataset!r} has {view.split.num_attributes} attributes but the model is built "
-            f"for {num_attributes}; set model.options.dataset to the trained dataset"
-        )
-    builder = None if view.attributes is None else PromptBuilder(view.attributes.groups, view.attributes.values)
-    if builder is None:
-        log.warning("DUET: no attribute names for %s under %s; generic prompts", dataset, view.root)
-    original = None if view.split.original_att is None else torch.as_tensor(view.split.original_att)
-    return builder, original
-
-
-def _bert_base(vocab: int) -> Any:
-    """bert-base-uncased's config (its 30522-token vocabulary, or more for a larger local tokenizer)."""
-    return bert_config(vocab_size=max(vocab, 30522))
-
-
-def _assemble(
-    num_attributes: int,
-    vision: nn.Module,
-    text_config: Callable[[int], Any],
-    model_name: str,
-    settings: DuetSettings,
-    options: dict[str, Any],
-    xlayer_dropout: float = 0.1,
-) -> DuetModel:
-    """The model around ``vision``: tokenizer (option ``tokenizer``, else that of ``text_pretrained``, else built
-    from the attribute words), BERT from ``text_config(vocab size)`` / ``text_pretrained``, the cross layer."""
-    tokenizer, text_pretrained = options["tokenizer"], options["text_pretrained"]
-    builder, original = _attribute_source(options["dataset"], options["data_root"], num_attributes)
-    if builder is not None and settings.renames:  # the renamed phrases enter the in-memory vocabulary too
-        builder = PromptBuilder(builder.groups, settings.renamed(builder.values))
-    if tokenizer is not None and not is_random(tokenizer):
-        tok = load_tokenizer(tokenizer, model_name)
-    elif not is_random(text_pretrained):
-        tok = load_tokenizer(str(text_pretrained), model_name, "text_pretrained")
-    else:  # random BERT without a tokenizer: WordPiece over the attribute words (plus letters)
-        from zsl_bench.data.synth import attribute_names
-
-        texts = [*(builder.groups + builder.values if builder else []), *attribute_names(), "attributes"]
-        texts += [phrase for _, phrase in settings.renames]
-        tok = local_tokenizer(texts)
-    text = build_text(text_config(len(tok)), text_pretrained, model_name)
-    if text.config.vocab_size < len(tok):
-        raise UserError(f"{model_name}: the tokenizer has {len(tok)} tokens but BERT only {text.config.vocab_size}")
-    hidden = text.config.hidden_size
-    heads = text.config.num_attention_heads
-    bert_init = "default_init" not in settings.quirks
-    cross = xlayer(hidden, heads, text.config.intermediate_size, xlayer_dropout, bert_init)
-    return DuetModel(vision, text, tok, num_attributes, cross, settings, builder, original)
-
-
-DUET = ModelFamily(
-    name="duet",
-    tiny="duet_test",
-    transform=TRANSFORMS["duet"],  # DeiT's processor: resize 256, centre-crop 224, no flips
-    tiny_transform=TRANSFORMS["duet"].at_size(64),  # the same pipeline on the 64-px synthetic images
-    needs=("dataset", "data_root"),  # the prompts are built from the dataset's attribute groups
-)
-
-
-@DUET.variant("duet_deit_b")
-@shared_options(duet_options)
-def duet_deit_b(
-    num_attributes: int, image_size: int, vision_pretrained: str | None = VISION_HUB_IDS["deit"], **options: Any
-) -> ZslModel:
-    """DUET with DeiT-B/16 distilled (224 px) and bert-base-uncased (768-d, one 12-head cross layer)."""
-    settings = settings_from_options(options)
-    official_head = "random_deit_head" in settings.quirks
-    config = deit_config(image_size=224)
-    vision = build_vision("deit", config, vision_pretrained, "duet_deit_b", options["visual_token"], official_head)
-    return _assemble(num_attributes, vision, _bert_base, "duet_deit_b", settings, options)
-
-
-@DUET.variant("duet_swin_b", transform=TRANSFORMS["duet_swin"])  # resize 224, no crop
-@shared_options(duet_options)
-def duet_swin_b(
-    num_attributes: int, image_size: int, vision_pretrained: str | None = VISION_HUB_IDS["swin"], **options: Any
-) -> ZslModel:
-    """DUET with Swin-B/4 window 7 (224 px) and bert-base-uncased."""
-    settings = settings_from_options(options)
-    config = swin_config(image_size=224)
-    vision = build_vision("swin", config, vision_pretrained, "duet_swin_b", options["visual_token"])
-    return _assemble(num_attributes, vision, _bert_base, "duet_swin_b", settings, options)
-
-
-@DUET.variant("duet_test")
-@shared_options(duet_options)
-def duet_test(
-    num_attributes: int,
-    image_size: int,
-    vision: str = "deit",
-    hidden: int = 64,
-    vision_layers: int = 2,
-    text_layers: int = 1,
-    heads: int = 4,
-    patch_size: int = 16,
-    vision_pretrained: str | None = None,
-    text_pretrained: str | None = None,
-    dropout: float = 0.0,
-    **options: Any,
-) -> ZslModel:
-    """Tiny DUET for CPU tests: a ``hidden``-wide DeiT (patch ``patch_size``) or Swin (``vision: swin``), a BERT of
-    ``text_layers`` layers with an in-memory WordPiece vocabulary, ``dropout`` in BERT and the cross layer (default
-    none); random init unless given weights."""
-    settings = settings_from_options(options)
-    if vision == "deit":
-        config = deit_config(image_size, patch_size, hidden, vision_layers, heads)
-    elif vision == "swin":
-        config = swin_config(image_size, embed_dim=hidden // 2, depths=(1, 1), heads=(2, 4), window=4)
-    else:
-        raise UserError(f"model option vision must be 'deit' or 'swin', not {vision!r}")
-    official_head = "random_deit_head" in settings.quirks
-    enc = build_vision(vision, config, vision_pretrained, "duet_test", options["visual_token"], official_head)
-
-    def text_config(vocab: int) -> Any:
-        return bert_config(vocab_size=vocab, hidden=hidden, layers=text_layers, heads=heads, dropout=dropout)
-
-    options = {**options, "text_pretrained": text_pretrained}
-    return _assemble(num_attributes, enc, text_config, "duet_test", settings, options, xlayer_dropout=dropout)

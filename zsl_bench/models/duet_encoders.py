@@ -65,6 +65,7 @@ def load_net(
     model_cls: type,
     config: Any,
     source: str | None,
+    *,
     what: str,
     option: str,
     hub_id: str,
@@ -172,12 +173,12 @@ def swin_config(
 
 
 def build_vision(
-    kind: str, config: Any, source: str | None, model_name: str, token: VisualToken, official_head: bool = False
+    kind: str, config: Any, source: str | None, *, model_name: str, token: VisualToken, official_head: bool = False
 ) -> VisionEncoder:
     """The vision encoder ``kind`` (``deit`` | ``swin``) from ``source`` (option ``vision_pretrained``).
 
     ``official_head`` (DeiT only): the official ``DeiTForImageClassification``, whose single ``classifier`` is not
-    in the distilled checkpoint and is therefore newly initialised (models.md §7.9); otherwise
+    in the distilled checkpoint and is therefore newly initialised (docs/model-maths.md#duet-architecture); otherwise
     ``DeiTForImageClassificationWithTeacher`` keeps the checkpoint's two pretrained heads.
     """
     deit, deit_teacher, swin = import_names(
@@ -194,7 +195,8 @@ def build_vision(
     else:
         raise UserError(f"model option vision must be 'deit' or 'swin', not {kind!r}")
     what = f"vision encoder of {model_name}"
-    net = load_net(cls, config, source, what, "vision_pretrained", VISION_HUB_IDS[kind], allow)
+    hub_id = VISION_HUB_IDS[kind]
+    net = load_net(cls, config, source, what=what, option="vision_pretrained", hub_id=hub_id, allow_missing=allow)
     return VisionEncoder(net, token)
 
 
@@ -224,7 +226,9 @@ def build_text(config: Any, source: str | None, model_name: str) -> nn.Module:
     (BertModel,) = import_names("transformers", "BertModel")
 
     what = f"text encoder (BERT) of {model_name}"
-    return load_net(BertModel, config, source, what, "text_pretrained", TEXT_HUB_ID, add_pooling_layer=False)
+    return load_net(
+        BertModel, config, source, what=what, option="text_pretrained", hub_id=TEXT_HUB_ID, add_pooling_layer=False
+    )
 
 
 def load_tokenizer(source: str, model_name: str, option: str = "tokenizer") -> Any:

@@ -1,4 +1,5 @@
-"""DUET's loss terms (models.md §2.3) as pure functions, the weights applied by the model; and the heads behind
+"""DUET's loss terms (docs/model-maths.md#duet-training-step) as pure functions, the weights applied by the model;
+and the heads behind
 them (:class:`MlmHead`, :func:`span_mean`).
 
 The official code's quirks are options here (``official`` arguments), the correct form is the default:

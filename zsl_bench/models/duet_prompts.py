@@ -1,7 +1,7 @@
 """DUET's prompts: binary class attributes, the per-class texts, the fixed template and their tokenisation.
 
 A class text lists, group by group in the order of first appearance, the value words of the attributes the class
-has (models.md §2.2)::
+has (docs/model-maths.md#duet-prompts)::
 
     bill shape : curved, dagger | wing color : blue | ... | wing pattern : striped.
 

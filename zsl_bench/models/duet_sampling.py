@@ -1,4 +1,5 @@
-"""DUET's random choices (models.md §2.3): the attribute to mask, the dropped attributes, and the contrastive pairs.
+"""DUET's random choices (docs/model-maths.md#duet-training-step): the attribute to mask, the dropped attributes, and
+the contrastive pairs.
 
 Everything works on the *seen* classes (rows of ``ClassStats``) and draws from a ``torch.Generator``:
 
@@ -144,7 +145,7 @@ def prune(attrs: list[int], keep: int, costs: list[int], budget: int, gen: torch
 
 
 def prune_by_tfidf(
-    attrs: list[int], keep: int, costs: list[int], budget: int, rarity: torch.Tensor, gen: torch.Generator
+    attrs: list[int], keep: int, costs: list[int], budget: int, *, rarity: torch.Tensor, gen: torch.Generator
 ) -> list[int]:
     """Quirk ``tfidf_prune`` (official ``prun``): when the summed ``costs`` of ``attrs`` exceed ``budget``, rebuild
     the list from ``keep`` alone: min(30, n - 3) of the n entries of ``attrs`` are drawn without replacement ∝

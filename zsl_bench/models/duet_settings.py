@@ -84,6 +84,7 @@ class DuetSettings:
 
 
 def duet_options(
+    *,
     text_pretrained: str | None = TEXT_HUB_ID,
     tokenizer: str | None = None,
     dataset: str | None = None,

@@ -4,17 +4,20 @@ A family's factories (e.g. the six full-size baselines) take the same keyword op
 parameter list on every factory, the family writes it once as a *template* (a function that only declares
 parameters and documents them) and each factory takes ``**options`` under :func:`shared_options`::
 
-    def _head_options(scoring: Scoring = "dot", scale: float = 10.0) -> None:
+    def _head_options(*, scoring: Scoring = "dot", scale: float = 10.0) -> None:
         \"\"\"``scoring``: ...; ``scale``: ...\"\"\"
 
     @MODELS.register("resnet101_ale")
     @shared_options(_head_options)
-    def resnet101_ale(num_attributes: int, image_size: int, pretrained: str | None = HUB, **options: Any) -> ZslModel:
+    def resnet101_ale(
+        num_attributes: int, image_size: int, *, pretrained: str | None = HUB, **options: Any
+    ) -> ZslModel:
         return _assemble(resnet101_backbone(pretrained), num_attributes, **options)
 
 ``inspect.signature(resnet101_ale)`` then lists ``num_attributes, image_size, pretrained, scoring, scale``: the
 explicit keyword parameters :func:`zsl_bench.models.build_model` validates user options against (and that
-:func:`zsl_bench.models.dataset_options` looks at).
+:func:`zsl_bench.models.dataset_options` looks at). Options are keyword-only, in the templates as in the factory
+(``*,`` after ``num_attributes, image_size``), so that the merged signature keeps a valid parameter order.
 """
 
 from __future__ import annotations

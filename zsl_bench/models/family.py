@@ -12,12 +12,12 @@ what all its models share, and each model (*variant*) is one factory registered 
     )
 
     @PROTO.variant("proto_test")
-    def proto_test(num_attributes: int, image_size: int, hidden: int = 64, scale: float = 10.0) -> ZslModel: ...
+    def proto_test(num_attributes: int, image_size: int, *, hidden: int = 64, scale: float = 10.0) -> ZslModel: ...
 
-The factory's keyword parameters *are* its options: their annotations and defaults become a pydantic model
-(:attr:`ModelSpec.options`) that every config, space file and ``--set model.options.X=…`` is checked against when
-it loads, with "did you mean" for a typo. The registry entry is a :class:`ModelSpec`; nothing in the engine looks
-at a model's name or probes it with ``hasattr``.
+The factory's keyword parameters *are* its options (keyword-only, after the fixed ``num_attributes, image_size``):
+their annotations and defaults become a pydantic model (:attr:`ModelSpec.options`) that every config, space file
+and ``--set model.options.X=…`` is checked against when it loads, with "did you mean" for a typo. The registry
+entry is a :class:`ModelSpec`; nothing in the engine looks at a model's name or probes it with ``hasattr``.
 
 Capabilities a family declares:
 

@@ -55,16 +55,18 @@ def load_backbone_net(model_cls: type, config: Any, pretrained: str | Path | Non
     if path.is_file():
         with tempfile.TemporaryDirectory(prefix="zsl-bench-weights-") as tmp:
             _state_file_as_directory(path, config, Path(tmp), model_name)
-            return _from_pretrained(model_cls, tmp, kwargs, model_name, f"file {path}", how)
+            return _from_pretrained(model_cls, tmp, kwargs, model_name=model_name, where=f"file {path}", how=how)
     if path.is_dir():
-        return _from_pretrained(model_cls, str(path), kwargs, model_name, f"directory {path}", how)
+        where = f"directory {path}"
+        return _from_pretrained(model_cls, str(path), kwargs, model_name=model_name, where=where, how=how)
     if str(pretrained).startswith(("/", ".", "~")):  # a path, and hub ids never look so
         raise UserError(f"cannot load pretrained weights for {model_name}: no such directory or file {path}; {how}")
-    return _from_pretrained(model_cls, str(pretrained), kwargs, model_name, f"hub id {pretrained!r}", how)
+    where = f"hub id {pretrained!r}"
+    return _from_pretrained(model_cls, str(pretrained), kwargs, model_name=model_name, where=where, how=how)
 
 
 def _from_pretrained(
-    model_cls: type, source: str, kwargs: dict[str, Any], model_name: str, where: str, how: str
+    model_cls: type, source: str, kwargs: dict[str, Any], *, model_name: str, where: str, how: str
 ) -> nn.Module:
     """``model_cls.from_pretrained(source)`` in float32; every backbone weight must come from ``source``."""
     try:

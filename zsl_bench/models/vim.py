@@ -1,6 +1,7 @@
 """Vision Mamba (Vim) backbone, state-dict compatible with the official ``vim_*_midclstok_div2`` checkpoints.
 
-Forward (models.md §3.1): Conv2d patch embed → tokens [B, M, D] → class token inserted at index M//2 → + learned
+Forward (docs/model-maths.md#vim-forward): Conv2d patch embed → tokens [B, M, D] → class token inserted at index M//2
+→ + learned
 absolute position embedding → ``depth`` blocks of "add → RMSNorm → bidirectional Mamba mixer" (residual kept in
 float32) → final add + RMSNorm → the class-token feature → Linear head.
 
@@ -69,6 +70,7 @@ class VisionMamba(nn.Module):
 
     def __init__(
         self,
+        *,
         img_size: int = 224,
         patch_size: int = 16,
         stride: int = 16,

@@ -1,6 +1,7 @@
 """VMamba v2 backbone (VSSM with SS2D ``v05_noz``), state-dict compatible with the official checkpoints.
 
-Architecture (models.md §1.1): patch embed v2 (two 3×3 stride-2 convs, LN2d, GELU) → 4 stages of VSS blocks
+Architecture (docs/model-maths.md#vmamba-backbone): patch embed v2 (two 3×3 stride-2 convs, LN2d, GELU) → 4 stages of
+VSS blocks
 (pre-norm SS2D and MLP residuals, drop-path) with a 3×3 stride-2 conv + LN2d downsample after stages 1–3 →
 classifier (LN2d → global average pool → Linear). Everything is channel-first; any input H, W works.
 
@@ -54,6 +55,7 @@ class VSSBlock(nn.Module):
     def __init__(
         self,
         dim: int,
+        *,
         drop_path: float = 0.0,
         d_state: int = 1,
         ssm_ratio: float = 2.0,
@@ -101,6 +103,7 @@ class VSSM(nn.Module):
 
     def __init__(
         self,
+        *,
         depths: Sequence[int] = (2, 2, 15, 2),
         embed_dim: int = 96,
         num_classes: int = 1000,

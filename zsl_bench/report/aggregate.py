@@ -27,11 +27,15 @@ CPU-hours (not multiplied by threads or by GPU shares).
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from zsl_bench.report.runs import METRICS, SELECTIONS, Collected, RunInfo
+import pandas as pd
+
+from zsl_bench.record import METRIC, metric_columns
+from zsl_bench.report.runs import SELECTIONS, Collected, RunInfo
 
 PROTOCOLS = ("val", "test", "search-val", "search-test")
 REPORTED = "reported"
@@ -41,33 +45,29 @@ ROW_KEYS = (
     "protocol",
     "accuracy",
     "n_seeds",
-    "czsl",
-    "czsl_std",
-    "u",
-    "s",
-    "h",
-    "h_std",
+    *metric_columns(),
     "gpu_hours",
     "cpu_hours",
     "trials",
 )
 """The keys of a JSON row (accuracies in percent)."""
 
+_GROUP = ["dataset", "model", "accuracy"]
+
 
 @dataclass(frozen=True)
 class Row:
-    """One leaderboard row; accuracies in percent, ``None`` where unknown."""
+    """One leaderboard row; accuracies in percent, ``None`` where unknown.
+
+    The metrics of :data:`zsl_bench.record.METRICS` read as attributes: ``row.h`` is ``row.scores["h"]``,
+    ``row.h_std`` its standard deviation over seeds."""
 
     dataset: str
     model: str
     protocol: str
-    czsl: float | None
-    u: float | None
-    s: float | None
-    h: float | None
+    scores: Mapping[str, float | None] = field(default_factory=dict)  # metric → mean over seeds
+    stds: Mapping[str, float | None] = field(default_factory=dict)  # metric → sample std (None below 2 seeds)
     n_seeds: int | None = None
-    czsl_std: float | None = None
-    h_std: float | None = None
     gpu_hours: float | None = None
     cpu_hours: float | None = None
     trials: int | None = None
@@ -78,6 +78,13 @@ class Row:
     runs: tuple[str, ...] = ()  # the run directories averaged
     accuracy: str = "per_class"  # per_class | per_sample (overall): how CZSL, U and S average
     accuracy_source: str | None = None  # reported rows: where the metric used is documented
+
+    def __getattr__(self, name: str) -> Any:
+        if name in METRIC:
+            return self.scores.get(name)
+        if name.endswith("_std") and name.removesuffix("_std") in METRIC:
+            return self.stds.get(name.removesuffix("_std"))
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     @property
     def per_sample(self) -> bool:
@@ -101,36 +108,36 @@ class Row:
         return {k: getattr(self, k) for k in ROW_KEYS}
 
 
-@dataclass
-class Cost:
-    """Compute of every trial behind a (dataset, model)."""
+def _frame(runs: list[RunInfo]) -> pd.DataFrame:
+    """One line per run: its group, stage and compute on GPU / CPU (seconds)."""
+    lines = [
+        {
+            "dataset": r.dataset,
+            "model": r.model,
+            "accuracy": r.accuracy,
+            "gpu_s": r.compute_s if r.on_gpu else 0.0,
+            "cpu_s": 0.0 if r.on_gpu else r.compute_s,
+            "final": int(r.stage == "final"),
+            "search": int(r.stage != "final"),
+        }
+        for r in runs
+    ]
+    return pd.DataFrame(lines, columns=[*_GROUP, "gpu_s", "cpu_s", "final", "search"])
 
-    gpu_s: float = 0.0
-    cpu_s: float = 0.0
-    search: int = 0
-    final: int = 0
 
-    def add(self, run: RunInfo) -> None:
-        """Count ``run`` (any status)."""
-        if run.on_gpu:
-            self.gpu_s += run.compute_s
-        else:
-            self.cpu_s += run.compute_s
-        if run.stage == "final":
-            self.final += 1
-        else:
-            self.search += 1
+def _costs(runs: list[RunInfo]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Per (dataset, model, accuracy): compute of every trial (any status) and the search / final trial counts."""
+    totals = _frame(runs).groupby(_GROUP, sort=False)[["gpu_s", "cpu_s", "final", "search"]].sum()
+    return {key: dict(values) for key, values in totals.to_dict(orient="index").items()}
 
 
 def aggregate(collected: Collected) -> tuple[list[Row], list[str]]:
     """Measured rows (ordered by dataset, protocol, model) and notes about choices made without evidence."""
-    costs: dict[tuple[str, str, str], Cost] = defaultdict(Cost)
-    for run in collected.runs:
-        costs[(run.dataset, run.model, run.accuracy)].add(run)
+    costs = _costs(collected.runs)
     by_path = {r.path: r for r in collected.runs}
-    groups: dict[tuple[str, str, str], list[RunInfo]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[RunInfo]] = {}
     for run in collected.scored:
-        groups[(run.dataset, run.model, run.accuracy)].append(run)
+        groups.setdefault((run.dataset, run.model, run.accuracy), []).append(run)
 
     rows: list[Row] = []
     notes: list[str] = []
@@ -145,7 +152,7 @@ def aggregate(collected: Collected) -> tuple[list[Row], list[str]]:
         if len(set(seeds)) < len(seeds):
             notes.append(f"{name}: {len(seeds)} runs averaged but only {len(set(seeds))} distinct seeds")
         for selection in SELECTIONS:
-            rows.append(_row(dataset, model, prefix + selection, chosen, costs[(dataset, model, accuracy)]))
+            rows.append(_row(prefix + selection, chosen, costs[(dataset, model, accuracy)]))
     order = {p: i for i, p in enumerate(PROTOCOLS)}
     rows.sort(key=lambda r: (r.dataset, order[r.protocol], r.model, r.accuracy))
     return rows, notes
@@ -163,9 +170,9 @@ def _evidence(group: list[RunInfo], by_path: dict[Path, RunInfo], final: bool) -
 
 def _choose(pool: list[RunInfo], by_path: dict[Path, RunInfo], final: bool) -> tuple[list[RunInfo], str | None]:
     """The configuration group to show and, if it was chosen without validation evidence, a note saying so."""
-    by_config: dict[str, list[RunInfo]] = defaultdict(list)
+    by_config: dict[str, list[RunInfo]] = {}
     for run in pool:
-        by_config[run.config_key].append(run)
+        by_config.setdefault(run.config_key, []).append(run)
     groups = [sorted(g, key=lambda r: str(r.path)) for g in by_config.values()]
     scored = [(_evidence(g, by_path, final), g) for g in groups]
     # best validation evidence first; without any, most seeds, then the first path (deterministic)
@@ -180,34 +187,34 @@ def _choose(pool: list[RunInfo], by_path: dict[Path, RunInfo], final: bool) -> t
     return chosen, note
 
 
-def _stats(values: list[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (``None`` with fewer than two values), in percent."""
-    pct = [100.0 * v for v in values]
-    return statistics.fmean(pct), (statistics.stdev(pct) if len(pct) > 1 else None)
+def _number(value: Any) -> float | None:
+    """A pandas statistic as a float, ``None`` for NaN (no value, or a std of fewer than two seeds)."""
+    return None if pd.isna(value) else float(value)
 
 
-def _row(dataset: str, model: str, protocol: str, runs: list[RunInfo], cost: Cost) -> Row:
-    selection = protocol.removeprefix("search-")
-    means: dict[str, float] = {}
-    stds: dict[str, float | None] = {}
-    for metric in METRICS:
-        means[metric], stds[metric] = _stats([r.tests[selection][metric] for r in runs])
+def seed_stats(tests: list[dict[str, float]]) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Mean and sample standard deviation over seeds of each metric, in percent where the metric is a percentage."""
+    frame = pd.DataFrame(tests, columns=list(METRIC), dtype="float64")
+    scale = pd.Series({m.name: 100.0 if m.percent else 1.0 for m in METRIC.values()})
+    frame = frame * scale
+    means, stds = frame.mean(), frame.std(ddof=1)
+    return {m: _number(means[m]) for m in METRIC}, {m: _number(stds[m]) for m in METRIC}
+
+
+def _row(protocol: str, runs: list[RunInfo], cost: dict[str, Any]) -> Row:
+    means, stds = seed_stats([r.tests[protocol.removeprefix("search-")] for r in runs])
     return Row(
-        dataset=dataset,
-        model=model,
+        dataset=runs[0].dataset,
+        model=runs[0].model,
         protocol=protocol,
+        scores=means,
+        stds={m: v for m, v in stds.items() if METRIC[m].std},
         n_seeds=len(runs),
-        czsl=means["czsl"],
-        czsl_std=stds["czsl"],
-        u=means["u"],
-        s=means["s"],
-        h=means["h"],
-        h_std=stds["h"],
-        gpu_hours=cost.gpu_s / 3600.0,
-        cpu_hours=cost.cpu_s / 3600.0,
-        trials=cost.search + cost.final,
-        search_trials=cost.search,
-        final_trials=cost.final,
+        gpu_hours=float(cost["gpu_s"]) / 3600.0,
+        cpu_hours=float(cost["cpu_s"]) / 3600.0,
+        trials=int(cost["search"] + cost["final"]),
+        search_trials=int(cost["search"]),
+        final_trials=int(cost["final"]),
         runs=tuple(str(r.path) for r in runs),
         accuracy=runs[0].accuracy,
     )

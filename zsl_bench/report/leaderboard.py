@@ -1,4 +1,5 @@
-"""The leaderboard: paper-ready tables built only from run directories (DESIGN.md §5), plus reported rows.
+"""The leaderboard: paper-ready tables built only from run directories (docs/architecture.md#the-run-directory), plus
+reported rows.
 
 ``build(results, reference)`` reads and aggregates (see ``aggregate`` for how rows, protocols and cost are
 defined); ``render(board, fmt)`` writes it in a registered format (``formats``: ``md``, the default, ``csv``, ``tex``,

@@ -8,6 +8,7 @@ from typing import Any
 
 from zsl_bench.atomic import atomic_path
 from zsl_bench.errors import UserError
+from zsl_bench.record import METRIC
 from zsl_bench.report.scores import Curve
 
 
@@ -69,11 +70,11 @@ def plot_search_progress(trials: list[Trial], path: Path, title: str, final_s: f
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     if best is not None:
         ax.step([*step_x[1:], x], [*step_y[1:], best], where="post", color="C0", label="best so far")
-    ax.scatter(done_x, done_y, s=18, color="0.5", zorder=3, label="trial (validation H)")
+    ax.scatter(done_x, done_y, s=18, color="0.5", zorder=3, label=f"trial (validation {METRIC['h'].label})")
     if fail_x:
         ax.scatter(fail_x, [0.0] * len(fail_x), marker="x", color="C3", zorder=3, label="failed / unfinished")
     ax.set_xlabel(f"cumulative compute of the search trials ({unit})")
-    ax.set_ylabel("validation H (%)")
+    ax.set_ylabel(f"validation {METRIC['h'].label} (%)")
     ax.set_xlim(left=0.0)
     ax.set_ylim(bottom=0.0)
     ax.grid(alpha=0.3)
@@ -99,8 +100,8 @@ def plot_seen_unseen(curves: list[Curve], path: Path, title: str) -> None:
     ax.set_xlim(0.0, 100.0)
     ax.set_ylim(0.0, 100.0)
     ax.set_aspect("equal")
-    ax.set_xlabel("seen accuracy S (%)")
-    ax.set_ylabel("unseen accuracy U (%)")
+    ax.set_xlabel(f"seen accuracy {METRIC['s'].label} (%)")
+    ax.set_ylabel(f"unseen accuracy {METRIC['u'].label} (%)")
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)

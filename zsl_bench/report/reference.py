@@ -25,8 +25,8 @@ from typing import Any
 
 from zsl_bench import safe_yaml
 from zsl_bench.errors import UserError
+from zsl_bench.record import ACCURACY_MODES, metric_names
 from zsl_bench.report.aggregate import REPORTED, Row
-from zsl_bench.report.runs import ACCURACY, METRICS
 
 _FIX = "fix the file or pass --no-reference"
 
@@ -51,8 +51,8 @@ def _percent(value: Any, where: str) -> float | None:
 
 
 def _accuracy(value: Any, where: str) -> str:
-    if value not in ACCURACY:
-        raise _fail(where, f"expected one of {', '.join(ACCURACY)}, got {value!r}")
+    if value not in ACCURACY_MODES:
+        raise _fail(where, f"expected one of {', '.join(ACCURACY_MODES)}, got {value!r}")
     return str(value)
 
 
@@ -81,13 +81,13 @@ def _rows_of(path: Path, data: Any) -> list[Row]:
         row_accuracy = _accuracy(entry.get("accuracy", "per_class"), f"{where}.accuracy")
         results = entry.get("results")
         if not isinstance(results, dict) or not results:
-            raise _fail(f"{where}.results", "expected a mapping dataset → {czsl, u, s, h}")
+            raise _fail(f"{where}.results", f"expected a mapping dataset → {{{', '.join(metric_names())}}}")
         for dataset, numbers in results.items():
             numbers = numbers or {}
-            keys = (*METRICS, "accuracy", "accuracy_source")
+            keys = (*metric_names(), "accuracy", "accuracy_source")
             if not isinstance(numbers, dict) or set(numbers) - set(keys):
                 raise _fail(f"{where}.results.{dataset}", f"expected a mapping with keys among {', '.join(keys)}")
-            values = {m: _percent(numbers.get(m), f"{where}.results.{dataset}.{m}") for m in METRICS}
+            values = {m: _percent(numbers.get(m), f"{where}.results.{dataset}.{m}") for m in metric_names()}
             if all(v is None for v in values.values()):
                 continue
             accuracy, accuracy_source = _metric_of(numbers, row_accuracy, f"{where}.results.{dataset}")
@@ -100,7 +100,7 @@ def _rows_of(path: Path, data: Any) -> list[Row]:
                     source=source,
                     accuracy=accuracy,
                     accuracy_source=accuracy_source,
-                    **values,
+                    scores=values,
                 )
             )
     return rows

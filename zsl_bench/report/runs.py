@@ -8,23 +8,14 @@ reason (failed / incomplete / unreadable) for one warning line.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zsl_bench.rundir import DONE, SUMMARY, Run, UnreadableRun, find_run_dirs, read_run
+from zsl_bench.record import ACCURACY_MODES, SELECTIONS, H, RunRecord, config_key
+from zsl_bench.rundir import CONFIG, DONE, SUMMARY, UnreadableRun, find_run_dirs, read_record
 
-METRICS = ("czsl", "u", "s", "h")
-ACCURACY = ("per_class", "per_sample")
-"""How a run's CZSL, U and S average (its ``eval.accuracy``; runs written before the option: ``per_class``)."""
-SELECTIONS = {"val": "best_by_val", "test": "best_by_test"}
-"""Selection name → the ``summary.json`` block holding the test numbers at the epoch/γ it chose."""
-
-# Config keys that do not change what is trained or measured: left out of a configuration's identity.
-_NOT_IDENTITY = {"data": ("root",), "train": ("seed", "device", "num_threads", "checkpoint"), "eval": ("batch_size",)}
+__all__ = ["ACCURACY_MODES", "SELECTIONS", "Collected", "RunInfo", "Skipped", "collect", "config_key"]
 
 
 @dataclass(frozen=True)
@@ -97,24 +88,13 @@ class Collected:
         return [r for r in self.runs if r.scored]
 
 
-def config_key(config: dict[str, Any]) -> str:
-    """Identity of a configuration across seeds: the config without ``meta``, the seed and run-time settings."""
-    tree = {k: v for k, v in config.items() if k != "meta"}
-    for section, keys in _NOT_IDENTITY.items():
-        if isinstance(tree.get(section), dict):
-            tree[section] = {k: v for k, v in tree[section].items() if k not in keys}
-    if isinstance(tree.get("eval"), dict) and tree["eval"].get("accuracy") == "per_class":
-        tree["eval"] = {k: v for k, v in tree["eval"].items() if k != "accuracy"}  # the default: as before it existed
-    return hashlib.sha1(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def collect(results: Path) -> Collected:
     """Read every run directory below ``results`` (never raises for a bad run: it is skipped and counted)."""
     runs: list[RunInfo] = []
     skipped = Skipped()
     for path in find_run_dirs(Path(results)):
         try:
-            info = _info(read_run(path))
+            info = _info(read_record(path))
         except UnreadableRun:
             skipped.add("unreadable", path)
             continue
@@ -125,87 +105,53 @@ def collect(results: Path) -> Collected:
 
 
 def _mtime(path: Path) -> float:
-    for name in (DONE, SUMMARY, "config.yaml"):
+    for name in (DONE, SUMMARY, CONFIG):
         if (path / name).exists():
             return (path / name).stat().st_mtime
     return 0.0
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UnreadableRun(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
+def _tests(record: RunRecord) -> dict[str, dict[str, float]]:
+    """Selection → the test scores at the epoch/γ it chose; raises ``UnreadableRun`` when one is missing."""
+    tests = {}
+    for selection in SELECTIONS:
+        chosen = record.summary.selection(selection) if record.summary else None
+        if chosen is None or chosen.test is None:
+            raise UnreadableRun(f"{record.path}: {SUMMARY} has no test numbers ({SELECTIONS[selection]})")
+        tests[selection] = chosen.test
+    return tests
 
 
-def _block(summary: dict[str, Any], selection: str, split: str, path: Path) -> dict[str, float] | None:
-    """``summary[best_by_<selection>][split]`` as {czsl, u, s, h}; raises ``UnreadableRun`` when malformed."""
-    where = f"{path}: {SUMMARY} {SELECTIONS[selection]}.{split}"
-    chosen = summary.get(SELECTIONS[selection])
-    if not isinstance(chosen, dict):
-        raise UnreadableRun(f"{where}: missing")
-    block = chosen.get(split)
-    if block is None:
-        return None
-    if not isinstance(block, dict):
-        raise UnreadableRun(f"{where}: not a mapping")
-    return {m: _number(block.get(m), f"{where}.{m}") for m in METRICS}
-
-
-def _accuracy(cfg: dict[str, Any], path: Path) -> str:
-    """The run's ``eval.accuracy`` (``per_class`` when absent); raises ``UnreadableRun`` for an unknown value."""
-    section = cfg.get("eval") if isinstance(cfg.get("eval"), dict) else {}
-    value = section.get("accuracy") or "per_class"
-    if value not in ACCURACY:
-        raise UnreadableRun(f"{path}: config.yaml eval.accuracy is {value!r}, not one of {', '.join(ACCURACY)}")
-    return str(value)
-
-
-def _info(run: Run) -> RunInfo:
-    """Reduce a parsed run to what reports need; raises ``UnreadableRun`` for a config or summary of the wrong shape."""
-    cfg, path = run.config, run.path
+def _info(record: RunRecord) -> RunInfo:
+    """Reduce a run record to what reports need; raises ``UnreadableRun`` for a config of the wrong shape."""
+    cfg, path, summary = record.config, record.path, record.summary
     try:
         dataset, model = str(cfg["data"]["name"]), str(cfg["model"]["name"])
     except (KeyError, TypeError):
         raise UnreadableRun(f"{path}: config.yaml has no data.name / model.name") from None
-    meta = cfg.get("meta") if isinstance(cfg.get("meta"), dict) else {}
-    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
-    summary = run.summary if isinstance(run.summary, dict) else {}
-    if run.summary is not None and not isinstance(run.summary, dict):
-        raise UnreadableRun(f"{path}: {SUMMARY} is not a mapping")
-    compute = summary.get("compute_s", 0.0)
-    status = "failed" if run.error is not None else str(summary.get("status", "running"))
-    scored = run.done and run.error is None and status in ("completed", "stopped")
-    if run.done and run.error is None and not summary:
-        raise UnreadableRun(f"{path}: done but no {SUMMARY}")
-    tests: dict[str, dict[str, float]] = {}
-    val_h = None
-    selected = summary.get("best_by_val")
-    selected_epoch = selected.get("epoch") if isinstance(selected, dict) else None
-    if scored:
-        for selection in SELECTIONS:
-            test = _block(summary, selection, "test", path)
-            if test is None:
-                raise UnreadableRun(f"{path}: {SUMMARY} has no test numbers")
-            tests[selection] = test
-        val = _block(summary, "val", "val", path)
-        val_h = val["h"] if val else None
+    if record.accuracy not in ACCURACY_MODES:
+        modes = ", ".join(ACCURACY_MODES)
+        raise UnreadableRun(f"{path}: config.yaml eval.accuracy is {record.accuracy!r}, not one of {modes}")
+    chosen = summary.best_by_val if summary else None
+    val = chosen.val if chosen and record.scored else None
+    parent = record.section("meta").get("parent")
     return RunInfo(
         path=path,
         dataset=dataset,
         model=model,
-        stage=str(meta.get("stage") or summary.get("stage") or "search"),
-        seed=train.get("seed"),
+        stage=record.stage,
+        seed=record.section("train").get("seed"),
         config_key=config_key(cfg),
-        parent=meta["parent"] if isinstance(meta.get("parent"), str) and meta["parent"] else None,
+        parent=parent if isinstance(parent, str) and parent else None,
         config=cfg,
-        compute_s=_number(compute, f"{path}: compute_s") if compute is not None else 0.0,
-        device=str(summary.get("device") or "cpu"),
-        status=status,
-        scored=scored,
-        tests=tests,
-        val_h=val_h,
+        compute_s=summary.compute_s if summary else 0.0,
+        device=(summary.device if summary else None) or "cpu",
+        status=record.status,
+        scored=record.scored,
+        tests=_tests(record) if record.scored else {},
+        val_h=val[H] if val else None,
         finished_at=_mtime(path),
-        epochs_run=summary["epochs_run"] if isinstance(summary.get("epochs_run"), int) else 0,
-        selected_epoch=selected_epoch if isinstance(selected_epoch, int) else None,
-        accuracy=_accuracy(cfg, path),
+        epochs_run=summary.epochs_run if summary else 0,
+        selected_epoch=chosen.epoch if chosen else None,
+        accuracy=record.accuracy,
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zsl_bench.errors import UserError
+from zsl_bench.record import config_identity
 from zsl_bench.report import plots, tables
 from zsl_bench.report.aggregate import Row, aggregate
 from zsl_bench.report.runs import Collected, RunInfo, Skipped, collect
@@ -24,7 +25,6 @@ from zsl_bench.report.scores import TEST_SCORES, Curve, load_test_scores, seen_u
 from zsl_bench.rundir import write_text_atomic
 
 TOP_TRIALS = 10
-_IGNORED_KEYS = ("meta.", "data.root", "train.device", "train.num_threads", "train.checkpoint", "eval.batch_size")
 
 
 @dataclass
@@ -48,8 +48,8 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _varying(runs: list[RunInfo]) -> list[str]:
     """Config keys whose values differ between the runs (what the sweep searched)."""
-    flats = [_flat(r.config) for r in runs]
-    keys = sorted({k for f in flats for k in f if not k.startswith(_IGNORED_KEYS)})
+    flats = [_flat(config_identity(r.config)) for r in runs]
+    keys = sorted({k for f in flats for k in f})
     return [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
 
 
@@ -120,46 +120,37 @@ def _leaderboard_section(rows: list[Row]) -> list[str]:
     return [f"#{line}" if line.startswith("#") else line for line in lines]
 
 
-def write_report(results: Path, sweep: str, out: Path | None = None) -> SweepReport:
-    """Write ``report.md`` and the plots of sweep ``results/sweep`` into ``out``; returns what was written."""
-    results = Path(results)
+def _sweep_dir(results: Path, sweep: str) -> Path:
+    """``results/sweep``; a ``UserError`` listing the sweeps there when it is not a folder."""
     sweep_dir = results / sweep
     if not sweep_dir.is_dir():
         known = sorted(p.name for p in results.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
         hint = f"sweeps in {results}: {', '.join(known)}" if known else f"no sweep in {results}"
         raise UserError(f"sweep not found: {sweep_dir} ({hint}; pass --results DIR or --sweep NAME)")
-    collected: Collected = collect(sweep_dir)
-    if not collected.runs:
-        raise UserError(f"no readable run directory in {sweep_dir} (is it a sweep folder?)")
-    out = Path(out) if out is not None else sweep_dir / "_report"
-    report = SweepReport(skipped=collected.skipped)
-    rows, report.notes = aggregate(collected)
-    search = [r for r in collected.runs if r.stage == "search"]
-    final = [r for r in collected.runs if r.stage == "final"]
+    return sweep_dir
 
-    md = [f"# Sweep `{sweep}`", ""]
-    md.append(f"- Search stage: {len(search)} trials ({_counts(search) or 'none'}); {_hours(search)}.")
-    md.append(f"- Final stage: {len(final)} runs ({_counts(final) or 'none'}); {_hours(final)}.")
-    if collected.skipped.unreadable:
-        md.append(f"- {collected.skipped.unreadable} unreadable run directories were left out.")
 
-    md += ["", "## Search progress", ""]
+def _progress_section(
+    sweep: str, search: list[RunInfo], final: list[RunInfo], out: Path, report: SweepReport
+) -> list[str]:
+    """The search-progress plot and the best search trials."""
+    md = ["", "## Search progress", ""]
     ordered = sorted(search, key=lambda r: (r.finished_at, str(r.path)))
-    if ordered:
-        progress = out / "search_progress.png"
-        trials = [plots.Trial(r.compute_s, r.val_h if r.scored else None) for r in ordered]
-        title = f"{sweep}: best validation H vs compute"
-        plots.plot_search_progress(trials, progress, title, sum(r.compute_s for r in final), len(final))
-        report.files.append(progress)
-        md += [f"![best validation H against cumulative compute]({progress.name})", ""]
-        md += ["Trials in the order they finished; failed or unfinished ones at H = 0.", ""]
-        md += ["### Best search trials (by validation H)", "", *_top_trials(search)]
-    else:
-        md.append("No search-stage trial in this sweep.")
+    if not ordered:
+        return [*md, "No search-stage trial in this sweep."]
+    progress = out / "search_progress.png"
+    trials = [plots.Trial(r.compute_s, r.val_h if r.scored else None) for r in ordered]
+    title = f"{sweep}: best validation H vs compute"
+    plots.plot_search_progress(trials, progress, title, sum(r.compute_s for r in final), len(final))
+    report.files.append(progress)
+    md += [f"![best validation H against cumulative compute]({progress.name})", ""]
+    md += ["Trials in the order they finished; failed or unfinished ones at H = 0.", ""]
+    return [*md, "### Best search trials (by validation H)", "", *_top_trials(search)]
 
-    md += ["", "## Results", "", *_leaderboard_section(rows)]
 
-    md += ["", "## Seen–unseen curves", ""]
+def _curves_section(rows: list[Row], collected: Collected, out: Path, report: SweepReport) -> list[str]:
+    """A seen–unseen curve (and AUSUC) per ``val`` row whose runs saved their test scores."""
+    md = ["", "## Seen–unseen curves", ""]
     by_path = {str(r.path): r for r in collected.runs}
     drawn = 0
     for row in rows:
@@ -178,7 +169,30 @@ def write_report(results: Path, sweep: str, out: Path | None = None) -> SweepRep
         md += [f"![seen–unseen curve of {label}]({png.name})", "", f"AUSUC (%), {label}: {areas}.", ""]
     if not drawn:
         md += ["", "The engine saves no test scores for these runs, so the curves cannot be drawn."]
+    return md
 
+
+def write_report(results: Path, sweep: str, out: Path | None = None) -> SweepReport:
+    """Write ``report.md`` and the plots of sweep ``results/sweep`` into ``out``; returns what was written."""
+    results = Path(results)
+    sweep_dir = _sweep_dir(results, sweep)
+    collected: Collected = collect(sweep_dir)
+    if not collected.runs:
+        raise UserError(f"no readable run directory in {sweep_dir} (is it a sweep folder?)")
+    out = Path(out) if out is not None else sweep_dir / "_report"
+    report = SweepReport(skipped=collected.skipped)
+    rows, report.notes = aggregate(collected)
+    search = [r for r in collected.runs if r.stage == "search"]
+    final = [r for r in collected.runs if r.stage == "final"]
+
+    md = [f"# Sweep `{sweep}`", ""]
+    md.append(f"- Search stage: {len(search)} trials ({_counts(search) or 'none'}); {_hours(search)}.")
+    md.append(f"- Final stage: {len(final)} runs ({_counts(final) or 'none'}); {_hours(final)}.")
+    if collected.skipped.unreadable:
+        md.append(f"- {collected.skipped.unreadable} unreadable run directories were left out.")
+    md += _progress_section(sweep, search, final, out, report)
+    md += ["", "## Results", "", *_leaderboard_section(rows)]
+    md += _curves_section(rows, collected, out, report)
     if report.notes:
         md += ["", "## Notes", "", *[f"- {n}" for n in report.notes]]
     path = out / "report.md"

@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from zsl_bench.record import METRIC, metric_names
 from zsl_bench.report.aggregate import REPORTED, ROW_KEYS, Row
 
 SELECTION_TITLES = {
@@ -47,8 +48,9 @@ PER_SAMPLE_NOTE = (
 )
 PER_SAMPLE_KIND = "measured, per-sample"
 DAGGER = "†"
-LABELS = {"czsl": "CZSL", "u": "U", "s": "S", "h": "H"}
-GZSL = ("u", "s", "h")
+LABELS = {m.name: m.label for m in METRIC.values()}
+CZSL = metric_names("czsl")
+GZSL = metric_names("gzsl")
 DECIMALS = 6  # CSV and JSON: raw numbers, rounded only to drop float noise
 
 
@@ -96,7 +98,7 @@ def wide_table(rows: list[Row], reported: list[Row], selection: str, metrics: tu
     for d, m in columns:  # the bold: among measured per-class rows only
         values = [_shown(getattr(r, m)) for r in _with(measured, d, m) if not r.per_sample]
         if values:
-            best[(d, m)] = max(values)
+            best[(d, m)] = METRIC[m].best(values)
     lines = []
     for (model, kind), cells_by_dataset in by_line.items():
         cells: list[Cell | None] = []
@@ -170,11 +172,11 @@ def render_md(rows: list[Row], reported: list[Row], header: list[str], notes: li
         return "\n".join([*parts, "", "No finished runs."])
     marked = False
     for selection in ("val", "test"):
-        czsl, gzsl = wide_table(rows, reported, selection, ("czsl",)), wide_table(rows, reported, selection, GZSL)
+        czsl, gzsl = wide_table(rows, reported, selection, CZSL), wide_table(rows, reported, selection, GZSL)
         marked = marked or any_per_sample(czsl) or any_per_sample(gzsl)
         parts += ["", f"## {SELECTION_TITLES[selection]}", "", SELECTION_TEXT[selection]]
         parts += ["", "### CZSL top-1 (%)", "", _md_wide(czsl, False)]
-        parts += ["", "### GZSL U / S / H (%)", "", _md_wide(gzsl, True)]
+        parts += ["", f"### GZSL {' / '.join(LABELS[m] for m in GZSL)} (%)", "", _md_wide(gzsl, True)]
     parts += ["", "## Runs and cost", ""]
     parts.append(tabulate(_cost_lines(rows), headers=COST_HEADERS, tablefmt="github", disable_numparse=True))
     parts += ["", "Cost counts every trial behind a row — search and final stage, failed ones included — as "]
@@ -319,7 +321,7 @@ def render_tex(rows: list[Row], reported: list[Row], header: list[str], notes: l
     if not rows:
         return "\n".join([*out, "% No finished runs."])
     for selection in ("val", "test"):
-        out += ["", *_tex_wide(wide_table(rows, reported, selection, (*("czsl",), *GZSL)), selection)]
+        out += ["", *_tex_wide(wide_table(rows, reported, selection, metric_names()), selection)]
     body = [[tex_escape(c) for c in line] for line in _cost_lines(rows)]
     head = ["    " + " & ".join(tex_escape(h) for h in COST_HEADERS) + r" \\"]
     out += ["", "\\begin{table}[t]", "  \\centering", "  \\caption{Runs and compute behind each row.}"]

@@ -142,7 +142,7 @@ def _pbt(o: PbtOptions, settings: SweepSettings, epochs: int, space: dict[str, P
     """Exploit copies a better trial's weights (``run_trial(init_from=…)``), explore mutates its config."""
     from ray.tune.schedulers import PopulationBasedTraining
 
-    from zsl_bench.search.tune_backend import to_tune_domain
+    from zsl_bench.search.ray_adapter import to_tune_domain
 
     return PopulationBasedTraining(
         time_attr="training_iteration",

@@ -1,4 +1,4 @@
-"""Search-space files (DESIGN.md §4): parse and validate before anything is launched.
+"""Search-space files (docs/architecture.md#the-search-space-file): parse and validate before anything is launched.
 
 ```yaml
 base: quickstart                 # preset name or path to an experiment YAML (relative to this file or cwd)

@@ -4,6 +4,9 @@
   runs — retrained on trainval with ``seeds_final`` seeds, for the epoch count and gamma chosen on validation.
 - ``smoke_variant``: any space turned into a 2-trial × 1-epoch check on the synthetic data with the family's
   tiny model, before cluster time is spent.
+
+Callers: ``tune_stages`` (``final_runs``), ``resume`` and ``tune_backend``'s summary (reading runs), the ``sweep``
+command (``smoke_variant``) and ``benchmarks/search_efficiency.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from zsl_bench.config import ExperimentConfig, build_config, to_dict
+from zsl_bench.record import read_summary
 from zsl_bench.rundir import Run, UnreadableRun, find_run_dirs, read_run
 from zsl_bench.search.space import Param, SearchSpace, SweepSettings
 
@@ -30,7 +34,7 @@ def selection_value(run: Run, metric: str) -> float | None:
     split, _, key = metric.partition("/")
     if not run.done or run.error or not run.summary:
         return None
-    block = run.summary.get("best_by_val", {}).get(split) or {}
+    block = read_summary(run.summary).scores("val", split) or {}
     return block.get(key)
 
 
@@ -60,14 +64,14 @@ def final_runs(sweep_dir: Path, metric: str, mode: str, top_k: int, seeds: int) 
     scored.sort(key=lambda vr: (-vr[0] if mode == "max" else vr[0], vr[1].path.name))
     out = []
     for rank, (_, run) in enumerate(scored[:top_k], start=1):
-        best = run.summary["best_by_val"]
+        best = read_summary(run.summary).best_by_val
         tree = {k: v for k, v in run.config.items() if k != "meta"}
         for seed in range(seeds):
             name = f"final-{rank}-seed{seed}"
             overrides = {
                 "train.seed": tree["train"]["seed"] + seed,
-                "train.epochs": best["epoch"],
-                "eval.gamma": best["gamma"],
+                "train.epochs": best.epoch,
+                "eval.gamma": best.gamma,
                 "meta.stage": "final",
                 "meta.sweep": run.config.get("meta", {}).get("sweep"),
                 "meta.trial_id": name,
@@ -78,14 +82,12 @@ def final_runs(sweep_dir: Path, metric: str, mode: str, top_k: int, seeds: int) 
     return out
 
 
-def unfinished_runs(sweep_dir: Path) -> list[PlannedRun]:
-    """Search runs a killed driver left behind (neither done nor failed), to continue from their checkpoints."""
-    return [PlannedRun(r.path.name, r.config) for r in search_runs(sweep_dir) if not r.done and r.error is None]
-
-
-def finished_count(sweep_dir: Path) -> int:
-    """Search trials that count towards ``num_samples``: done (completed or early-stopped) or failed."""
-    return sum(1 for r in search_runs(sweep_dir) if r.done or r.error is not None)
+def dotted(tree: dict[str, Any], key: str) -> Any:
+    """The value at dotted ``key`` (``optim.lr``) of a config tree, or None where the path is missing."""
+    node: Any = tree
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def tiny_model_for(name: str) -> str:

@@ -1,0 +1,45 @@
+"""Finalising a multi-worker run from outside its worker processes.
+
+A sweep (:mod:`zsl_bench.search`) calls :func:`mark_stopped` for a ``ddp``/``deepspeed`` trial its scheduler
+stopped: Tune ends the workers before they can write the run's summary and ``done``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zsl_bench.engine import checkpoint
+from zsl_bench.engine.selection import select_by_test, select_by_val
+from zsl_bench.record import RunSummary
+from zsl_bench.rundir import RunWriter, UnreadableRun, read_run
+
+
+def mark_stopped(run_dir: Path) -> bool:
+    """Finalise a multi-worker run that its scheduler ended from outside (Tune kills the workers of a stopped
+    trial before they can write ``done``): the epochs its latest checkpoint covers become a ``stopped`` summary.
+
+    Returns False (and changes nothing) for a single-process run, which finalises itself, or a run without a
+    checkpoint."""
+    run_dir = Path(run_dir)
+    try:
+        run = read_run(run_dir)
+    except UnreadableRun:
+        return False
+    state = checkpoint.load_latest(run_dir)
+    if run.config.get("train", {}).get("strategy", "single") == "single" or state is None:
+        return False
+    history = list(state["history"])
+    summary = RunSummary.written(
+        **{
+            **(run.summary or {"device": "?", "stage": run.config.get("meta", {}).get("stage", "search")}),
+            "status": "stopped",
+            "epochs_run": len(history),
+            "best_by_val": select_by_val(history),
+            "best_by_test": select_by_test(history),
+            "compute_s": round(float(state["compute_s"]), 3),
+        }
+    )
+    writer = RunWriter(run_dir, resume_after=state["epoch"])  # drops records of an epoch the checkpoint lacks
+    writer.summary(summary)
+    writer.done()
+    return True
