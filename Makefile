@@ -9,7 +9,7 @@ PIP_EXTRA ?=
 STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install quickstart test lint format clean gpu-check faults
+.PHONY: install quickstart test test-faults lint format clean gpu-check faults
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,12 @@ quickstart: $(STAMP)
 	$(BIN)/zsl-bench sweep --space zeromamba_cub.yaml --smoke --results results/_smoke --resume
 	$(BIN)/zsl-bench leaderboard --results results --out results/leaderboard.md
 
+# Every test but the slowest fault-injection scenarios (marker `faults`), which `make test-faults` runs; CI runs both.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not faults"
+
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults
 
 # The GPU acceptance check (issue 21): one command, one JSON object; `--dry-run` runs the same parts on CPU.
 gpu-check: $(STAMP)

@@ -107,6 +107,7 @@ def test_checkpoint_load_refuses_planted_files(tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.faults
 def test_a_planted_deepspeed_shard_runs_nothing_on_resume(synth_root, tmp_path, capfd, monkeypatch):
     """The finding as reported: a real ZeRO-2 run, a payload planted in its model states, the same command
     again. The CLI refuses it before any worker starts; the workers' own engine refuses it too."""
@@ -474,6 +475,7 @@ def lr_of(run: Path) -> float:
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.faults
 def test_grid_resume_unpickles_nothing_and_runs_each_point_once(synth_root, tmp_path, cli):
     grid = [0.001, 0.002, 0.003]
     space = sweep_space(
@@ -505,6 +507,7 @@ def test_grid_resume_unpickles_nothing_and_runs_each_point_once(synth_root, tmp_
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.faults
 def test_an_optuna_top_up_does_not_repeat_a_drawn_configuration(synth_root, tmp_path, cli):
     space = sweep_space(
         tmp_path, synth_root, "o", {"searcher": "optuna", "num_samples": 2, "max_concurrent": 2, "seed": 3},
@@ -554,6 +557,7 @@ import shutil; shutil.rmtree(temp)  # what run_sweep does at the end
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.faults
 def test_a_sweeps_ray_is_private_and_its_metrics_listen_on_loopback(tmp_path):
     import json
     import subprocess

@@ -50,6 +50,7 @@ print(out.completed, out.failed)
 """
 
 
+@pytest.mark.faults
 def test_killed_workers_are_retried_from_checkpoint_then_recorded(synth_root, tmp_path):
     (tmp_path / "crashing.py").write_text(textwrap.dedent(OBJECTIVE))
     (tmp_path / "driver.py").write_text(textwrap.dedent(DRIVER))

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))  # the k
 
 from sweep_kills import TRIALS, driver_kills, run_dirs
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
 
 def test_killed_sweep_resumes_without_losing_or_rerunning_trials(synth_root, tmp_path, cli):

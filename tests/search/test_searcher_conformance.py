@@ -120,23 +120,27 @@ def shared_ray(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     keys = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
     saved = {k: os.environ.get(k) for k in keys}
-    ensure_local_token(tmp_path_factory.mktemp("ray") / "_ray")
-    import ray
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     patch = pytest.MonkeyPatch()
-    patch.setattr(ray, "init", lambda *args, **kwargs: None)  # run_sweep attaches to this instance instead ...
-    patch.setattr(ray, "shutdown", lambda *args, **kwargs: None)  # ... and leaves it running
-    yield ray
-    patch.undo()
-    ray.shutdown()
-    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    for k, v in saved.items():
-        os.environ.pop(k, None)
-        if v is not None:
-            os.environ[k] = v
+    try:  # the variables are restored even when Ray fails to start: later tests start their own with the CLI
+        ensure_local_token(tmp_path_factory.mktemp("ray") / "_ray")
+        import ray
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+        quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+        ray.init(address="local", num_cpus=2, include_dashboard=False, **quiet)
+        patch.setattr(ray, "init", lambda *args, **kwargs: None)  # run_sweep attaches to this instance instead ...
+        patch.setattr(ray, "shutdown", lambda *args, **kwargs: None)  # ... and leaves it running
+        yield ray
+        patch.undo()
+        ray.shutdown()
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    finally:
+        patch.undo()
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
 
 
 @pytest.mark.parametrize(("searcher", "scheduler"), CASES, ids=[f"{a}-{b}" for a, b in CASES])

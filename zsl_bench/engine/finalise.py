@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from zsl_bench.engine import checkpoint
-from zsl_bench.engine.selection import select_by_test, select_by_val
-from zsl_bench.record import RunSummary
+from zsl_bench.engine.selection import summarise
 from zsl_bench.rundir import RunWriter, UnreadableRun, read_run
+
+_REBUILT = ("status", "epochs_run", "compute_s", "schema_version", "best_by_val", "best_by_test")
 
 
 def mark_stopped(run_dir: Path) -> bool:
@@ -28,17 +29,9 @@ def mark_stopped(run_dir: Path) -> bool:
     state = checkpoint.load_latest(run_dir)
     if run.config.get("train", {}).get("strategy", "single") == "single" or state is None:
         return False
-    history = list(state["history"])
-    summary = RunSummary.written(
-        **{
-            **(run.summary or {"device": "?", "stage": run.config.get("meta", {}).get("stage", "search")}),
-            "status": "stopped",
-            "epochs_run": len(history),
-            "best_by_val": select_by_val(history),
-            "best_by_test": select_by_test(history),
-            "compute_s": round(float(state["compute_s"]), 3),
-        }
-    )
+    earlier = run.summary or {"device": "?", "stage": run.config.get("meta", {}).get("stage", "search")}
+    info = {k: v for k, v in earlier.items() if k not in _REBUILT}
+    summary = summarise(list(state["history"]), status="stopped", compute_s=state["compute_s"], **info)
     writer = RunWriter(run_dir, resume_after=state["epoch"])  # drops records of an epoch the checkpoint lacks
     writer.summary(summary)
     writer.done()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from zsl_bench.record import RunSummary
+
 GZSL = ("u", "s", "h")
 
 
@@ -55,3 +57,10 @@ def select_by_test(history: list[dict[str, Any]]) -> dict[str, Any]:
         "val": _block(by_h.get("val"), by_czsl.get("val")),
         "test": _block(oracle, by_czsl["test"]),
     }
+
+
+def summarise(history: list[dict[str, Any]], *, status: str, compute_s: float, **info: Any) -> RunSummary:
+    """The one builder of a run's summary: its status, the epochs run and both selections over ``history``, plus the
+    run's ``info`` (device, stage, accuracy, model_info, strategy fields, or a stopped run's earlier summary)."""
+    fields = {**info, "status": status, "epochs_run": len(history), "compute_s": round(float(compute_s), 3)}
+    return RunSummary.written(**fields, best_by_val=select_by_val(history), best_by_test=select_by_test(history))

@@ -23,12 +23,11 @@ from zsl_bench.engine.evaluate import evaluate
 from zsl_bench.engine.features import load_trial_dataset, open_inputs
 from zsl_bench.engine.loops import Inputs, TrainSettings, class_pools, image_sampler, train_epoch
 from zsl_bench.engine.optim import build_optimizer, start_epoch
-from zsl_bench.engine.selection import select_by_test, select_by_val
+from zsl_bench.engine.selection import select_by_val, summarise
 from zsl_bench.engine.strategy import SINGLE, Single
 from zsl_bench.errors import TrialFailed, UserError
 from zsl_bench.models import MODELS, ZslModel, build_model, dataset_options
 from zsl_bench.models.base import TrainContext
-from zsl_bench.record import RunSummary
 from zsl_bench.rundir import RunWriter, UnreadableRun, read_run
 
 log = logging.getLogger(__name__)
@@ -131,12 +130,10 @@ class _Trial:
     def summary(self, status: str) -> dict[str, Any]:
         """The ``summary.json`` object (a :class:`~zsl_bench.record.RunSummary`) for the epochs run so far."""
         self.model_info = self.built.provenance() if self.built is not None else self.model_info
-        return RunSummary.written(
+        return summarise(
+            self.history,
             status=status,
-            epochs_run=len(self.history),
-            best_by_val=select_by_val(self.history),
-            best_by_test=select_by_test(self.history),
-            compute_s=round(time.perf_counter() - self.start, 3),
+            compute_s=time.perf_counter() - self.start,
             device=str(self.device),
             stage=self.cfg.meta.stage,
             accuracy=self.cfg.eval.accuracy,  # how CZSL, U and S average (per_class | per_sample)
