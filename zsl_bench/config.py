@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from zsl_bench import safe_yaml
 from zsl_bench.errors import UserError
@@ -96,12 +96,41 @@ class OptimConfig(_Strict):
     reset_state_each_epoch: bool = False  # forget momentum/Adam moments at every epoch (DUET's official recipe)
 
 
+EVAL_BATCH_CPU = 64  # eval.batch_size auto on CPU: larger batches fall out of cache and cost more per image
+EVAL_BATCH_ACCELERATOR = 256  # eval.batch_size auto on CUDA (and any other accelerator)
+_EVAL_BATCH = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_BATCH)])
+
+
 class EvalConfig(_Strict):
+    """How every epoch is evaluated.
+
+    ``batch_size`` is the number of images per no-grad forward of an evaluation; it changes no metric beyond float
+    rounding. Unset (``null``, or ``auto`` in a config: the default) it is chosen for the trial's device by
+    :meth:`batch_for`: :data:`EVAL_BATCH_CPU` (64) on CPU, :data:`EVAL_BATCH_ACCELERATOR` (256) on CUDA; a number
+    always wins."""
+
     score_space: Literal["softmax", "raw"] = "softmax"  # where calibrated stacking subtracts gamma
     gamma: float | None = None  # fixed gamma; None: chosen on validation at every evaluation
-    batch_size: int = Field(256, ge=1, le=MAX_BATCH)
+    batch_size: int | None = None  # images per evaluation forward; None (or "auto"): 64 on CPU, 256 on CUDA
     # CZSL, U and S as per-class means (the xlsa17 standard) or overall accuracies (the official DUET --all)
     accuracy: Literal["per_class", "per_sample"] = "per_class"
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> int | None:
+        if value is None or value == "auto":
+            return None
+        try:
+            return _EVAL_BATCH.validate_python(value)
+        except ValidationError as exc:
+            raise ValueError(f"{exc.errors()[0]['msg']} (or 'auto')") from None
+
+    def batch_for(self, device: Any) -> int:
+        """The evaluation batch size on ``device`` (a ``torch.device`` or its name, e.g. ``"cuda:0"``)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        kind = getattr(device, "type", str(device).split(":")[0])
+        return EVAL_BATCH_CPU if kind == "cpu" else EVAL_BATCH_ACCELERATOR
 
 
 class MetaConfig(_Strict):

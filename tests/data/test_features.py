@@ -111,6 +111,52 @@ def test_feature_batch_picks_the_flipped_view_per_sample() -> None:
         single.select(torch.tensor([True, False, False]))
 
 
+def _build_flips(writer, n: int = 10, rows: tuple[int, ...] = (1, 2, 5, 8)):
+    """Plain rows i → [i, i, i]; flipped rows of ``rows`` only → [-i, -i, -i]."""
+    writer.flip_only(np.array(rows))
+    writer.add("pooled", torch.arange(n, dtype=torch.float32)[:, None].repeat(1, 3))
+    writer.add("pooled.hflip", -torch.tensor(rows, dtype=torch.float32)[:, None].repeat(1, 3))
+    return {"names": ["pooled"], "single": False, "hflip": True}
+
+
+def test_an_entry_with_flips_of_some_images_serves_those_and_refuses_the_others(tmp_path: Path) -> None:
+    source, _ = FeatureStore(tmp_path).open("k", {}, _build_flips, 10)
+    [meta] = FeatureStore(tmp_path).entries()
+    assert meta["hflip_rows"] == 4 and meta["shapes"] == {"pooled": [10, 3], "pooled.hflip": [4, 3]}
+    batch = source.get([8, 3, 1])
+    assert batch.flipped is None  # the flipped view is read only when a flip is asked for
+    assert batch.select(torch.tensor([False, False, False]))["pooled"][:, 0].tolist() == [8, 3, 1]
+    assert batch.flipped is None
+    assert batch.select(torch.tensor([True, False, True]))["pooled"][:, 0].tolist() == [-8, 3, -1]
+    assert batch.flippable.tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="has no flipped view"):
+        batch.select(torch.tensor([False, True, False]))
+    every = source.get([5, 2])  # all of them flippable: no mask
+    assert every.select(torch.tensor([True, True]))["pooled"][:, 0].tolist() == [-5, -2] and every.flippable is None
+    clone = pickle.loads(pickle.dumps(source))  # the flip rows travel with the path
+    assert clone.get([9, 8]).select(torch.tensor([False, True]))["pooled"][:, 0].tolist() == [9, -8]
+
+
+def test_the_writer_checks_the_flip_rows(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path)
+    with pytest.raises(ValueError, match="ascending, distinct"):
+        store.open("a", {}, lambda w: _build_flips(w, rows=(2, 1)), 10)
+    with pytest.raises(ValueError, match="ascending, distinct"):
+        store.open("b", {}, lambda w: _build_flips(w, rows=(3, 10)), 10)
+
+    def short(writer):
+        writer.flip_only(np.array([0, 1]))
+        writer.add("pooled", torch.zeros(4, 3))
+        writer.add("pooled.hflip", torch.zeros(1, 3))
+        return {"names": ["pooled"], "single": False, "hflip": True}
+
+    with pytest.raises(RuntimeError, match=r"wrote \{'pooled.hflip': 1\} rows"):
+        store.open("c", {}, short, 4)
+    assert store.entries() == [] and not list(tmp_path.glob(".*.tmp-*"))
+    with pytest.raises(ValueError, match="flip_rows lists 3"):
+        FeatureSource({"pooled": np.zeros((4, 3))}, {"pooled": np.zeros((2, 3))}, flip_rows=np.array([0, 1, 2]))
+
+
 def _build_rows(n: int, delay: float = 0.0, calls: list[int] | None = None):
     def build(writer):
         if calls is not None:

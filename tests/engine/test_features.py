@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,7 +69,9 @@ def test_one_extraction_serves_many_trials_with_identical_metrics(synth_root, tm
     run_trial(frozen_cfg(synth_root, cache, optim={"weight_decay": 0.0}, train={"seed": 0}), tmp_path / "c3")
     assert len(count_extractions) == 1
     [entry] = FeatureStore(cache).entries()
-    assert entry["hflip"] and entry["names"] == ["pooled"] and entry["shapes"]["pooled.hflip"] == [1280, 32]
+    assert entry["hflip"] and entry["names"] == ["pooled"] and entry["shapes"]["pooled"] == [1280, 32]
+    # flipped views only of the images a trial can train on: all but the 512 test images
+    assert entry["hflip_rows"] == 768 and entry["shapes"]["pooled.hflip"] == [768, 32]
     # same seed, flips on: the cached run draws each flip as the image path does, so every record is equal
     assert records(tmp_path / "uncached") == records(tmp_path / "cached")
     assert json.loads((tmp_path / "c2" / "summary.json").read_text())["status"] == "completed"
@@ -188,3 +191,55 @@ def test_head_only_view_delegates_and_checkpoints_the_full_model():
     torch.testing.assert_close(view(feats)["attr"], model(images)["attr"])
     view.train()
     assert not any(m.training for m in model.backbone.modules())  # a frozen backbone stays in eval mode
+
+
+class _CountingImages:
+    """An image source that records every index it is asked for."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+        self.asked: list[int] = []
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def get(self, idx) -> torch.Tensor:
+        self.asked.extend(int(i) for i in idx)
+        return self.images[torch.as_tensor(idx, dtype=torch.long)]
+
+
+def test_extraction_reads_each_image_once_and_matches_the_backbone(synth_root, tmp_path):
+    """Parity: every cached row equals ``forward_backbone`` of that image alone (plain, and flipped for the
+    trainable images), though the extraction runs plain and flipped views of a batch in one forward."""
+    from zsl_bench.data.features import FLIP_SUFFIX
+    from zsl_bench.data.transforms import augment
+
+    data = load_dataset("synth", synth_root)
+    spec = MODELS.get("resnet_test").transform_at(32)
+    torch.manual_seed(0)
+    model = build_model("resnet_test", 13, 32, width=8, head="attention")
+    model.freeze_backbone()
+    images = _CountingImages(torch.randint(0, 256, (len(data.image_paths), 3, 32, 32), dtype=torch.uint8))
+    rows = engine_features.trainable_rows(data)
+    assert rows.size == 768 and not np.isin(rows, np.r_[data.split.test_seen_loc, data.split.test_unseen_loc]).any()
+
+    def build(writer):
+        return engine_features.extract(
+            model, images, spec, writer, batch_size=100, device=torch.device("cpu"), flip_rows=rows
+        )
+
+    source, built = FeatureStore(tmp_path).open("k", {}, build, len(images))
+    assert built and sorted(images.asked) == list(range(len(images)))  # one read of each image
+    model.eval()
+    some = [0, 1, int(rows[0]), int(rows[-1]), int(data.split.test_unseen_loc[0]), len(images) - 1]
+    with torch.no_grad():
+        plain = model.forward_backbone(augment(images.images[some], spec, train=False))
+        flipped = model.forward_backbone(augment(images.images[some].flip(-1), spec, train=False))
+    batch = source.get(some)
+    for name in ("pooled", "tokens"):
+        torch.testing.assert_close(batch.plain[name], plain[name], rtol=1e-5, atol=1e-5)
+    flip = torch.from_numpy(np.isin(some, rows))
+    picked = batch.select(flip)
+    for name in ("pooled", "tokens"):
+        torch.testing.assert_close(picked[name][flip], flipped[name][flip], rtol=1e-5, atol=1e-5)
+    assert source.flipped["pooled"].shape[0] == 768 and (tmp_path / "k" / f"tokens{FLIP_SUFFIX}.npy").is_file()

@@ -288,6 +288,29 @@ def test_backends_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
         selective_scan(**x, backend="cuda")
 
 
+@pytest.mark.parametrize(("dm", "length", "n", "groups"), [(16, 256, 1, 4), (24, 70, 4, 3), (8, 33, 16, None)])
+def test_an_evaluation_scan_runs_the_cpu_default_with_the_training_numbers(monkeypatch, dm, length, n, groups) -> None:
+    """A no-grad call with parameters that require grad (a model under evaluation) runs what "auto" trains with on
+    CPU (the fused scan where it builds, else the torch scan; no carries kept for a backward) and returns the
+    autograd forward's numbers exactly, and the float64 reference's to float32 rounding."""
+    monkeypatch.delenv(ss_module.SCAN_ENV, raising=False)
+    monkeypatch.delenv(ss_module.FUSED_ENV, raising=False)
+    x64 = make_inputs(3, dm, length, n, groups)
+    x = {k: v.float() for k, v in x64.items()}
+    x["A"], x["D"] = torch.nn.Parameter(x["A"]), torch.nn.Parameter(x["D"])
+    before = ss_module.scan_backends_run()
+    with torch.no_grad():
+        fast, last = selective_scan(**x, delta_softplus=True, return_last_state=True)
+    ran = {k: v - before.get(k, 0) for k, v in ss_module.scan_backends_run().items() if v != before.get(k, 0)}
+    assert ran == {ss_module.auto_backend("cpu"): 1} and not fast.requires_grad
+    trained, trained_last = selective_scan(**x, delta_softplus=True, return_last_state=True)
+    assert trained.requires_grad
+    torch.testing.assert_close(fast, trained.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(last, trained_last.detach(), rtol=0, atol=0)
+    expected, expected_last = selective_scan_ref(**x64, delta_softplus=True, return_last_state=True)
+    assert rel_err(fast, expected) <= 1e-5 and rel_err(last, expected_last) <= 1e-5
+
+
 class _BrokenModule(types.ModuleType):
     def __getattr__(self, name: str):
         raise RuntimeError("selective_scan_cuda.so: undefined symbol: _ZN3c10")

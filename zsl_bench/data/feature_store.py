@@ -8,7 +8,9 @@ Store layout (``root`` = ``data.feature_cache_dir``, default ``~/.cache/zsl-benc
 
     <key>/meta.json            what the entry holds (written last; the directory appears by one rename)
     <key>/<name>.npy           float32 [N, ...] per backbone output (``features`` when it returns one tensor)
-    <key>/<name>.hflip.npy     the same of the horizontally flipped images (when training flips)
+    <key>/<name>.hflip.npy     the same of the horizontally flipped images (when training flips): float32 [M, ...]
+    <key>/hflip_rows.npy       int64 [M]: the images of those rows (the ones a trial can train on: all but the test
+                               images); absent in entries that flip every image (M = N)
     <key>.lock                 fcntl lock: one process extracts, the others wait and then open the result
     .<key>.tmp-XXXX/           an extraction in progress (renamed to <key>/ when complete)
 """
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsl_bench.data.features import FLIP_SUFFIX, STORE_FORMAT, FeatureSource, read_meta
+from zsl_bench.data.features import FLIP_ROWS_FILE, FLIP_SUFFIX, STORE_FORMAT, FeatureSource, read_meta
 from zsl_bench.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -45,22 +47,36 @@ def default_store_root() -> Path:
 
 @dataclass
 class Writer:
-    """Fills one store entry under construction: :meth:`add` rows of each output, in order."""
+    """Fills one store entry under construction: :meth:`add` rows of each output, in order.
+
+    ``flip_rows`` (set by :meth:`flip_only`, before the first flipped rows): the images, int64 [M] ascending, whose
+    flipped view the entry stores; the ``<name>.hflip`` arrays then hold M rows, in that order (else N).
+    """
 
     dir: Path
     n: int
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     dtypes: dict[str, str] = field(default_factory=dict)
     filled: dict[str, int] = field(default_factory=dict)
+    flip_rows: np.ndarray | None = None
+
+    def flip_only(self, rows: np.ndarray) -> None:
+        """Store the flipped view of the images ``rows`` [M] only (ascending, distinct, in 0..N-1)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows[0] < 0 or rows[-1] >= self.n or (np.diff(rows) <= 0).any()):
+            raise ValueError(f"flip rows must be ascending, distinct and in 0..{self.n - 1}")
+        if any(name.endswith(FLIP_SUFFIX) for name in self.arrays):
+            raise RuntimeError("flip_only must be called before the first flipped rows are added")
+        self.flip_rows = rows
 
     def add(self, name: str, rows: torch.Tensor) -> None:
-        """Append ``rows`` [b, ...] to the array ``name`` (created, float32 [N, ...], on first use)."""
+        """Append ``rows`` [b, ...] to the array ``name`` (created, float32 [N or M, ...], on first use)."""
         base = name.removesuffix(FLIP_SUFFIX)
         if not _NAME.match(base):
             raise ValueError(f"feature name {base!r} is not a file-name-safe identifier ([A-Za-z0-9_]+)")
         if name not in self.arrays:
             self.arrays[name] = np.lib.format.open_memmap(
-                self.dir / f"{name}.npy", mode="w+", dtype=np.float32, shape=(self.n, *rows.shape[1:])
+                self.dir / f"{name}.npy", mode="w+", dtype=np.float32, shape=(self._size(name), *rows.shape[1:])
             )
             self.dtypes[base] = str(rows.dtype).removeprefix("torch.")
             self.filled[name] = 0
@@ -68,17 +84,24 @@ class Writer:
         self.arrays[name][start : start + rows.shape[0]] = rows.detach().float().cpu().numpy()
         self.filled[name] = start + rows.shape[0]
 
+    def _size(self, name: str) -> int:
+        """Rows of the array ``name``: M for a flipped view limited by :meth:`flip_only`, else N."""
+        return self.n if self.flip_rows is None or not name.endswith(FLIP_SUFFIX) else len(self.flip_rows)
+
     def close(self) -> dict[str, Any]:
-        """Flush every array; returns the shape information for ``meta.json``."""
-        short = {n: k for n, k in self.filled.items() if k != self.n}
+        """Flush every array (and write the flip rows, if any); returns the shape information for ``meta.json``."""
+        short = {n: k for n, k in self.filled.items() if k != self._size(n)}
         if short:
-            raise RuntimeError(f"feature extraction wrote {short} rows of {self.n}")
+            raise RuntimeError(f"feature extraction wrote {short} rows where {self.n} (flipped: the flip rows) belong")
         shapes = {}
         for name, array in self.arrays.items():
             array.flush()
             shapes[name] = list(array.shape)
         self.arrays.clear()
-        return {"shapes": shapes, "dtypes": self.dtypes}
+        flips = self.flip_rows is not None and any(name.endswith(FLIP_SUFFIX) for name in shapes)
+        if flips:
+            np.save(self.dir / FLIP_ROWS_FILE, self.flip_rows)
+        return {"shapes": shapes, "dtypes": self.dtypes, "hflip_rows": len(self.flip_rows) if flips else None}
 
 
 class FeatureStore:

@@ -18,8 +18,8 @@ protocol of :mod:`zsl_bench.data.stream`, so :func:`~zsl_bench.data.stream.batch
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from zsl_bench.errors import UserError
 STORE_FORMAT = "zsl_bench.feature_cache/1"
 SINGLE = "features"  # the file name of a backbone that returns one tensor
 FLIP_SUFFIX = ".hflip"
+FLIP_ROWS_FILE = "hflip_rows.npy"  # int64 [M]: the images whose flipped view an entry stores
 FEATURE_FILES = {"res101": "res101.mat"}  # data.features → the file beside att_splits.mat
 
 
@@ -49,26 +50,43 @@ class FeatureBatch:
     """The cached inputs of B samples.
 
     ``plain`` maps each backbone output name to its tensor [B, ...] for the unflipped images; ``flipped`` holds
-    the same for the horizontally flipped images, or is None. ``single``: the backbone returns one tensor
-    (named :data:`SINGLE`), so :meth:`select` returns a tensor rather than a dict.
+    the same for the horizontally flipped images, or is None. ``flippable`` [B] (bool) marks the rows that have a
+    flipped view when only some do (None: all of them, if there is a flipped view); the other rows of ``flipped``
+    are placeholders. ``load_flipped`` (from :meth:`FeatureSource.get`) reads ``(flipped, flippable)`` when a
+    flip is first asked for, so evaluation batches never copy the flipped view. ``single``: the backbone returns
+    one tensor (named :data:`SINGLE`), so :meth:`select` returns a tensor rather than a dict.
     """
 
     plain: dict[str, torch.Tensor]
     flipped: dict[str, torch.Tensor] | None = None
     single: bool = False
+    flippable: torch.Tensor | None = None
+    load_flipped: Callable[[], tuple[dict[str, torch.Tensor], torch.Tensor | None]] | None = field(
+        default=None, repr=False
+    )
 
     def __len__(self) -> int:
         return next(iter(self.plain.values())).shape[0]
 
     def select(self, flip: torch.Tensor | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """The model input: row b from the flipped view where ``flip`` [B] (bool) is set, else the plain view."""
-        if flip is not None and self.flipped is None:
+        if flip is not None and self.flipped is None and self.load_flipped is None:
             raise ValueError("this feature batch holds no flipped view")
+        if flip is None or not bool(flip.any()):
+            return self.plain[SINGLE] if self.single else dict(self.plain)
+        if self.flipped is None:
+            assert self.load_flipped is not None
+            self.flipped, self.flippable = self.load_flipped()
+            self.load_flipped = None
+        if self.flippable is not None and bool((flip & ~self.flippable).any()):
+            raise ValueError(
+                "a sample to flip has no flipped view: the feature cache stores the flips of the images a trial "
+                "can train on (all but the test images)"
+            )
         out = {}
         for name, plain in self.plain.items():
-            if flip is not None and bool(flip.any()):
-                plain = plain.clone()
-                plain[flip] = self.flipped[name][flip]  # type: ignore[index]
+            plain = plain.clone()
+            plain[flip] = self.flipped[name][flip]
             out[name] = plain
         return out[SINGLE] if self.single else out
 
@@ -76,9 +94,10 @@ class FeatureBatch:
 class FeatureSource:
     """Random access to per-sample features: ``len(source)``, ``source.get(idx) -> FeatureBatch``.
 
-    ``arrays`` name → [N, ...] (memory-mapped or in memory); ``flipped`` the flipped view's arrays or None;
-    ``dtypes`` name → torch dtype to return (default: as stored). Picklable: an instance opened from a store
-    directory travels as its path.
+    ``arrays`` name → [N, ...] (memory-mapped or in memory); ``flipped`` the flipped view's arrays or None, each
+    [M, ...] for the images ``flip_rows`` (int64 [M], ascending; None: all N images, M = N); ``dtypes`` name →
+    torch dtype to return (default: as stored). Picklable: an instance opened from a store directory travels as
+    its path.
     """
 
     def __init__(
@@ -88,8 +107,15 @@ class FeatureSource:
         single: bool = False,
         dtypes: dict[str, torch.dtype] | None = None,
         path: Path | None = None,
+        *,
+        flip_rows: np.ndarray | None = None,
     ) -> None:
-        sizes = {a.shape[0] for a in arrays.values()} | {a.shape[0] for a in (flipped or {}).values()}
+        sizes = {a.shape[0] for a in arrays.values()}
+        flip_sizes = {a.shape[0] for a in (flipped or {}).values()}
+        if flip_rows is None:
+            sizes |= flip_sizes
+        elif flip_sizes - {len(flip_rows)}:
+            raise ValueError(f"flipped arrays have {sorted(flip_sizes)} rows but flip_rows lists {len(flip_rows)}")
         if len(sizes) != 1:
             raise ValueError(f"feature arrays disagree on the number of samples: {sorted(sizes)}")
         self.arrays = arrays
@@ -97,6 +123,10 @@ class FeatureSource:
         self.single = single
         self.dtypes = dtypes or {}
         self.path = path
+        self.flip_pos: np.ndarray | None = None  # [N] row of each image in the flipped arrays, -1 if none
+        if flipped is not None and flip_rows is not None:
+            self.flip_pos = np.full(len(self), -1, dtype=np.int64)
+            self.flip_pos[np.asarray(flip_rows, dtype=np.int64)] = np.arange(len(flip_rows))
 
     @classmethod
     def open(cls, path: Path) -> FeatureSource:
@@ -105,8 +135,10 @@ class FeatureSource:
         names = meta["names"]
         arrays = {n: _load(path / f"{n}.npy") for n in names}
         flipped = {n: _load(path / f"{n}{FLIP_SUFFIX}.npy") for n in names} if meta["hflip"] else None
+        some = meta["hflip"] and meta.get("hflip_rows") is not None  # flips of some images only
+        rows = np.asarray(_load(path / FLIP_ROWS_FILE)) if some else None
         dtypes = {n: getattr(torch, meta["dtypes"][n]) for n in names}
-        return cls(arrays, flipped, meta["single"], dtypes, path)
+        return cls(arrays, flipped, meta["single"], dtypes, path, flip_rows=rows)
 
     @property
     def has_flipped(self) -> bool:
@@ -116,11 +148,30 @@ class FeatureSource:
         return next(iter(self.arrays.values())).shape[0]
 
     def get(self, idx: np.ndarray | Sequence[int]) -> FeatureBatch:
-        """Samples ``idx`` [B] → a :class:`FeatureBatch` (copies)."""
+        """Samples ``idx`` [B] → a :class:`FeatureBatch` (copies; the flipped view is read when first used)."""
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         plain = {n: self._rows(a, idx, n) for n, a in self.arrays.items()}
-        flipped = {n: self._rows(a, idx, n) for n, a in self.flipped.items()} if self.flipped else None
-        return FeatureBatch(plain, flipped, self.single)
+        if self.flipped is None:
+            return FeatureBatch(plain, None, self.single)
+        return FeatureBatch(plain, None, self.single, load_flipped=lambda: self._flipped_rows(idx, plain))
+
+    def _flipped_rows(
+        self, idx: np.ndarray, plain: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The flipped view of samples ``idx`` [B] and which of them have one ([B] bool; None: all); ``plain``
+        (their plain view) fills the rows without one."""
+        assert self.flipped is not None
+        if self.flip_pos is None:
+            return {n: self._rows(a, idx, n) for n, a in self.flipped.items()}, None
+        pos = self.flip_pos[idx]
+        have = pos >= 0
+        if have.all():
+            return {n: self._rows(a, pos, n) for n, a in self.flipped.items()}, None
+        flipped = {n: t.clone() for n, t in plain.items()}
+        mask = torch.from_numpy(have)
+        for n, a in self.flipped.items():
+            flipped[n][mask] = self._rows(a, pos[have], n)
+        return flipped, mask
 
     def _rows(self, array: np.ndarray, idx: np.ndarray, name: str) -> torch.Tensor:
         rows = torch.from_numpy(np.ascontiguousarray(array[idx]))

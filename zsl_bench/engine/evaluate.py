@@ -38,18 +38,20 @@ def evaluate(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """CZSL and GZSL on every evaluation set; gamma is chosen on ``val`` (or fixed by ``settings.gamma``).
 
-    ``att`` [C, A] holds every class's attributes and ``labels`` [N] every image's class. CZSL, U and S average
-    over classes or over samples as ``settings.accuracy`` says (and every record names it). Returns the records
-    by split name, and the test scores ``{"scores" [N, C], "y_true" [N], "seen", "unseen"}`` in the calibrated
-    score space (before gamma)."""
+    ``att`` [C, A] holds every class's attributes and ``labels`` [N] every image's class. Images are scored
+    ``settings.batch_for(inputs.device)`` at a time (``eval.batch_size``; unset: 64 on CPU, 256 on CUDA; no metric
+    depends on it beyond float rounding). CZSL, U and S average over classes or over samples as
+    ``settings.accuracy`` says (and every record names it). Returns the records by split name, and the test scores
+    ``{"scores" [N, C], "y_true" [N], "seen", "unseen"}`` in the calibrated score space (before gamma)."""
     gamma, gamma_from = (settings.gamma, "fixed") if settings.gamma is not None else (None, "val")
     if gamma is None and not any(ev.name == "val" for ev in proto.evals):
         gamma, gamma_from = 0.0, "fixed"  # stage final without a fixed gamma: plain argmax
     out = {}
     acc = settings.accuracy
+    batch = settings.batch_for(inputs.device)  # eval.batch_size, or the device's default
     for ev in proto.evals:  # "val" precedes "test", so test reuses the gamma chosen on val
         idx = ev.indices
-        raw = scores_of(model, inputs, idx, att, batch_size=settings.batch_size)
+        raw = scores_of(model, inputs, idx, att, batch_size=batch)
         scores = to_score_space(raw, np.concatenate([ev.seen_classes, ev.unseen_classes]), settings.score_space)
         y = labels[idx]
         if gamma is None:

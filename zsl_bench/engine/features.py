@@ -7,15 +7,20 @@
 * ``model.freeze_backbone`` with ``data.feature_cache`` (the default): the backbone's outputs
   (``model.forward_backbone(images)``, a tensor or a dict of tensors) for every image of the dataset, extracted
   once into the :class:`~zsl_bench.data.feature_store.FeatureStore` and memory-mapped by every trial that asks for
-  the same key; the trial then trains :class:`HeadOnly` (``forward = model.forward_head``). With ``train.hflip``
-  the features of the flipped images are cached too, and each training sample takes the flipped view with the
+    the same key; the trial then trains :class:`HeadOnly` (``forward = model.forward_head``). With ``train.hflip``
+  the features of the flipped images a trial can train on (:func:`trainable_rows`: all but the test images, which
+  are only ever evaluated, unflipped) are cached too, and each training sample takes the flipped view with the
   same draw from the trial's generator as the image path's random flip: both paths give identical metrics;
 * anything else: the images, as before.
 
 The cache key hashes everything the cached tensors depend on: the model name and class, the model options that
 are not head-only (the family's declared ``head_options``), the bytes of the backbone's state dict (so pretrained
 weights from a file, or a random init that depends on the seed, give their own entries), the dataset (name, root,
-digest of the ordered image list), the deterministic transform and whether the flipped view is stored.
+digest of the ordered image list), the deterministic transform, and whether and of which images the flipped view
+is stored.
+
+The extraction (:func:`extract`) reads each image once, runs its plain and flipped views in one no-grad forward,
+in the trial's threads and on its device.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from zsl_bench.models.base import ZslModel
 
 log = logging.getLogger(__name__)
 
-KEY_VERSION = 1  # bump when what an entry holds changes meaning
+KEY_VERSION = 2  # bump when what an entry holds changes meaning (2: flips of the trainable images only)
 
 
 def load_trial_dataset(data: DataConfig) -> ZslDataset:
@@ -167,8 +172,10 @@ def cached_features(
 ) -> FeatureSource:
     """The feature-cache entry of ``model``'s backbone on every image of ``data`` under ``spec``: opened, or
     extracted (once across processes) and then opened."""
+    flip_rows = trainable_rows(data) if spec.hflip else None
     describe = describe_backbone(model, cfg.model.name, cfg.model.options, data, spec)
     key = cache_key(describe)
+    batch = extraction_batch(cfg.eval.batch_for(device), spec.hflip)
     store = FeatureStore(cfg.data.feature_cache_dir)
     if spec.hflip:
         log.info("feature cache: train.hflip is on, so the flipped images' features are cached too")
@@ -177,7 +184,7 @@ def cached_features(
     def build(writer: Writer) -> dict[str, Any]:
         log.info("feature cache: extracting %s (%d images) into %s", key, len(data.image_paths), store.root)
         images = open_images(data, spec, cache_dir)
-        return extract(model, images, spec, writer, batch_size=cfg.eval.batch_size, device=device)
+        return extract(model, images, spec, writer, batch_size=batch, device=device, flip_rows=flip_rows)
 
     source, built = store.open(key, describe, build, len(data.image_paths))
     if not built:
@@ -207,6 +214,7 @@ def describe_backbone(
             "norm": spec.norm,
         },
         "hflip": spec.hflip,
+        "hflip_rows": rows_digest(trainable_rows(data)) if spec.hflip else None,
     }
 
 
@@ -225,10 +233,28 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def rows_digest(rows: np.ndarray) -> str:
+    """16 hex digits of sha256 over the int64 bytes of ``rows`` [M]."""
+    return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def extraction_batch(eval_batch: int, hflip: bool) -> int:
+    """Images read per extraction step: ``eval_batch`` (the trial's evaluation batch on its device), halved when
+    the flipped views join the same forward, so that one forward holds at most ``eval_batch`` images."""
+    return max(1, eval_batch // 2) if hflip else eval_batch
+
+
 def cache_key(describe: dict[str, Any]) -> str:
     """``<model>-<dataset>-<16 hex digits of sha256 over describe>``: the entry's directory name."""
     digest = hashlib.sha256(json.dumps(describe, sort_keys=True, default=str).encode()).hexdigest()
     return f"{describe['model']}-{describe['dataset']}-{digest[:16]}"
+
+
+def trainable_rows(data: ZslDataset) -> np.ndarray:
+    """The images a trial of any stage can train on, so the only ones it flips: all but the test images (test_seen
+    and test_unseen, which no stage trains on; :func:`~zsl_bench.data.protocol.assert_honest`) — int64 [M]."""
+    test = np.union1d(data.split.test_seen_loc, data.split.test_unseen_loc)
+    return np.setdiff1d(np.arange(len(data.image_paths), dtype=np.int64), test)
 
 
 @torch.no_grad()
@@ -240,26 +266,39 @@ def extract(
     *,
     batch_size: int,
     device: torch.device,
+    flip_rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Run ``model.forward_backbone`` on every image of ``images`` (in order, eval mode, no flip) — and on the
-    flipped images when ``spec.hflip`` — into ``writer``; returns ``names``, ``single``, ``hflip``, ``device``."""
+    """Run ``model.forward_backbone`` on every image of ``images`` (in order, eval mode, no flip) — and, when
+    ``spec.hflip``, on the flipped images ``flip_rows`` (int64 [M] ascending; None: all) — into ``writer``; returns
+    ``names``, ``single``, ``hflip``, ``device``.
+
+    Each image is read (decoded) once: a batch of B images and its k flipped ones run as one forward [B + k, ...].
+    """
     was_training = model.training
     model.eval()
     model.to(device)
+    flippable = np.zeros(len(images), dtype=bool)
+    if spec.hflip:
+        flippable[np.arange(len(images)) if flip_rows is None else flip_rows] = True
+        if flip_rows is not None:
+            writer.flip_only(flip_rows)
     names: list[str] = []
     single = False
     try:
-        for _, pixels in batches(images, np.arange(len(images)), batch_size):
-            views = [("", pixels), (FLIP_SUFFIX, pixels.flip(-1))] if spec.hflip else [("", pixels)]
-            for suffix, view in views:
-                out = model.forward_backbone(augment(view, spec, train=False).to(device))
-                if isinstance(out, torch.Tensor):
-                    single, out = True, {SINGLE: out}
-                if not isinstance(out, dict) or not all(isinstance(t, torch.Tensor) for t in out.values()):
-                    raise TypeError(f"forward_backbone must return a tensor or a dict of tensors, not {type(out)}")
-                names = sorted(out)
-                for name in names:
-                    writer.add(name + suffix, out[name])
+        for idx, pixels in batches(images, np.arange(len(images)), batch_size):
+            x = augment(pixels, spec, train=False)  # [B, 3, S, S]; normalising commutes with the flip
+            flip = torch.from_numpy(flippable[idx])
+            both = torch.cat([x, x[flip].flip(-1)]) if flip.any() else x
+            out = model.forward_backbone(both.to(device))  # [B + k, ...]
+            if isinstance(out, torch.Tensor):
+                single, out = True, {SINGLE: out}
+            if not isinstance(out, dict) or not all(isinstance(t, torch.Tensor) for t in out.values()):
+                raise TypeError(f"forward_backbone must return a tensor or a dict of tensors, not {type(out)}")
+            names = sorted(out)
+            for name in names:
+                writer.add(name, out[name][: len(idx)])
+                if flip.any():
+                    writer.add(name + FLIP_SUFFIX, out[name][len(idx) :])
     finally:
         model.train(was_training)
     return {"names": names, "single": single, "hflip": spec.hflip, "device": str(device)}
