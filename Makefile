@@ -28,6 +28,7 @@ quickstart: $(STAMP)
 	$(BIN)/zsl-bench sweep --space quickstart.yaml --resume
 	$(BIN)/zsl-bench sweep --space zeromamba_cub.yaml --smoke --results results/_smoke --resume
 	$(BIN)/zsl-bench leaderboard --results results --out results/leaderboard.md
+	$(BIN)/zsl-bench leaderboard --results results --format html --out results/site
 
 # Every test but the slowest fault-injection scenarios (marker `faults`), which `make test-faults` runs; CI runs both.
 test: $(STAMP)

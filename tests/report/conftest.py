@@ -2,6 +2,9 @@
 
 ``results_tree`` (what each run is for):
 
+Every run's ``metrics.jsonl`` has a line per epoch and split (val and test in the search stage, test in the final
+one) rising to its selected numbers.
+
 ``cubsweep/`` cub × resnet_test, compute on CUDA
     t1, t2, t3          search trials (t3 early-stopped); t1 has the best validation H, t2 the second
     t4                  failed after recording some compute (error.txt, summary ``running``)
@@ -49,6 +52,15 @@ def gzsl(czsl: float, u: float, s: float) -> dict[str, float]:
     return {"czsl": czsl, "u": u, "s": s, "h": 2 * u * s / (u + s)}
 
 
+def write_epochs(w: RunWriter, epochs: int, val: dict[str, float] | None, test: dict[str, float]) -> None:
+    """``metrics.jsonl``: a line per epoch and split, rising to the selected numbers at the last epoch."""
+    for epoch in range(1, epochs + 1):
+        for split, block in (("val", val), ("test", test)):
+            if block is not None:
+                scores = {k: v * (0.5 + 0.5 * epoch / epochs) for k, v in block.items()}
+                w.metrics({"epoch": epoch, "split": split, "gamma": 0.1, "time_s": 10.0 * epoch, **scores})
+
+
 def write_run(
     root: Path,
     name: str,
@@ -87,6 +99,7 @@ def write_run(
         }
     )
     val = None if stage == "final" or val_h is None else {"czsl": 0.5, "u": 0.4, "s": 0.6, "h": val_h}
+    write_epochs(w, epochs, val, test)
     summary: dict[str, Any] = {
         "status": "running" if (error or not done) else status,
         "epochs_run": epochs,

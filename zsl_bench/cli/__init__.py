@@ -19,6 +19,7 @@ from zsl_bench.cli.common import EXIT_USAGE, Parser, check_output, subcommands
 from zsl_bench.cli.data import add_data_parser
 from zsl_bench.cli.runs import add_leaderboard_parser, add_report_parser, add_train_parser
 from zsl_bench.cli.sweep import add_sweep_parser
+from zsl_bench.cli.watch import add_watch_parsers
 from zsl_bench.errors import UserError
 
 __all__ = ["EXIT_USAGE", "build_parser", "check_output", "main"]
@@ -30,6 +31,7 @@ COMMANDS = (  # in the order of `zsl-bench --help`
     add_cache_parser,
     add_train_parser,
     add_sweep_parser,
+    add_watch_parsers,
     add_spaces_parser,
     add_leaderboard_parser,
     add_report_parser,

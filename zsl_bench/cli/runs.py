@@ -47,29 +47,42 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from zsl_bench.report.formats import FORMATS
     from zsl_bench.report.leaderboard import build, render
     from zsl_bench.rundir import write_text_atomic
 
     results = Path(args.results)
-    out = args.out or (str(results / "leaderboard.md") if args.format == "md" else "-")
+    fmt = FORMATS.get(args.format)
+    folder = fmt.write is not None
+    default = results / "leaderboard.md" if args.format == "md" else results / "site" if folder else "-"
+    out = str(args.out or default)
     if out != "-":
-        check_output(Path(out), "--out", folder=False)
-    reference = None
-    if args.reference and not args.no_reference:
-        reference = Path(args.reference)
-    elif not args.no_reference:  # default: <results>/reference, else ./results/reference, else none
-        reference = next((p for p in (results / "reference", Path("results/reference")) if p.is_dir()), None)
-    board = build(results, reference)
+        check_output(Path(out), "--out", folder=folder)
+    board = build(results, _reference(args, results))
+    files = fmt.write(board, Path(out), results) if folder and out != "-" else []  # refusals come before warnings
     if board.skipped.total:
         print(board.skipped.line(), file=sys.stderr)
     for note in board.notes:
         print(f"leaderboard: note: {note}", file=sys.stderr)
+    if files:
+        print(f"leaderboard: wrote {len(files)} files into {out}", file=sys.stderr)
+        print(files[0])
+        return 0
     text = render(board, args.format)
     if out != "-":
         write_text_atomic(Path(out), text + "\n")
         print(f"leaderboard: wrote {out}", file=sys.stderr)
     print(text)
     return 0
+
+
+def _reference(args: argparse.Namespace, results: Path) -> Path | None:
+    """The reported-numbers folder: ``--reference``, else ``<results>/reference``, else ./results/reference."""
+    if args.no_reference:
+        return None
+    if args.reference:
+        return Path(args.reference)
+    return next((p for p in (results / "reference", Path("results/reference")) if p.is_dir()), None)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -117,13 +130,15 @@ def add_leaderboard_parser(sub: Any) -> None:
         "--format",
         choices=RegistryChoices(FORMATS),
         default="md",
-        help="a registered format: md (markdown, the default), csv, tex (LaTeX), json, or one a plugin adds",
+        help="a registered format: md (markdown, the default), csv, tex (LaTeX), json, html (a static site: a "
+        "folder), or one a plugin adds",
     )
     board.add_argument(
         "--out",
         default=None,
         help="file to write (default: <results>/leaderboard.md for md, none for the others; '-' for none); "
-        "the text is printed to stdout as well",
+        "the text is printed to stdout as well. html: the folder of the site (default <results>/site; its "
+        "index.html is printed; '-' prints the index page alone)",
     )
     board.add_argument(
         "--reference",

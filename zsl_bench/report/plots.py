@@ -20,6 +20,16 @@ class Trial:
     val_h: float | None  # None: no validation result (failed or unfinished)
 
 
+@dataclass(frozen=True)
+class Series:
+    """One run's metrics on one evaluation split, per epoch (from its ``metrics.jsonl``; fractions)."""
+
+    label: str  # the run, e.g. "seed 0"
+    split: str  # "val" or "test"
+    epochs: tuple[int, ...]
+    values: dict[str, tuple[float, ...]]  # metric name → one value per epoch
+
+
 def _pyplot() -> Any:
     try:
         import matplotlib
@@ -105,4 +115,38 @@ def plot_seen_unseen(curves: list[Curve], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
+    _save(fig, path)
+
+
+LEARNING_METRICS = ("h", "czsl")
+"""The metrics of the learning-curve plot, one panel each."""
+
+
+def plot_learning_curves(
+    series: list[Series], path: Path, title: str, metrics: tuple[str, ...] = LEARNING_METRICS
+) -> None:
+    """One panel per metric (percent against epoch): a line per run and split, test solid, validation dashed."""
+    plt = _pyplot()
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    epochs = sorted({e for s in series for e in s.epochs})
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    colors: dict[str, str] = {}
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for s in series:
+            color = colors.setdefault(s.label, f"C{len(colors) % 10}")
+            ys = [100.0 * v for v in s.values.get(metric, ())]
+            if len(ys) != len(s.epochs):
+                continue
+            style, marker = ("-", "o") if s.split == "test" else ("--", "^")
+            ax.plot(s.epochs, ys, style, color=color, marker=marker, markersize=4, label=f"{s.label} ({s.split})")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(FixedLocator(epochs) if len(epochs) <= 12 else MaxNLocator(integer=True))
+        ax.set_ylabel(f"{METRIC[metric].label} (%)")
+        ax.set_ylim(bottom=0.0)
+        ax.grid(alpha=0.3)
+        ax.set_title(METRIC[metric].label, fontsize=10)
+    axes[0][-1].legend(loc="lower right", fontsize=7)
+    fig.suptitle(title, fontsize=10)
     _save(fig, path)

@@ -10,18 +10,15 @@ Writes into ``<results>/<sweep>/_report/`` (the ``_`` keeps it out of run discov
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from zsl_bench.errors import UserError
-from zsl_bench.record import config_identity
-from zsl_bench.report import plots, tables
+from zsl_bench.report import plots, tables, trials
 from zsl_bench.report.aggregate import Row, aggregate
 from zsl_bench.report.runs import Collected, RunInfo, Skipped, collect
-from zsl_bench.report.scores import TEST_SCORES, Curve, load_test_scores, seen_unseen_curve
+from zsl_bench.report.scores import TEST_SCORES
 from zsl_bench.rundir import write_text_atomic
 
 TOP_TRIALS = 10
@@ -34,27 +31,6 @@ class SweepReport:
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: Skipped = field(default_factory=Skipped)
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _varying(runs: list[RunInfo]) -> list[str]:
-    """Config keys whose values differ between the runs (what the sweep searched)."""
-    flats = [_flat(config_identity(r.config)) for r in runs]
-    keys = sorted({k for f in flats for k in f})
-    return [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _hours(runs: list[RunInfo]) -> str:
@@ -70,45 +46,14 @@ def _counts(runs: list[RunInfo]) -> str:
 
 
 def _top_trials(search: list[RunInfo]) -> list[str]:
-    ranked = sorted((r for r in search if r.val_h is not None), key=lambda r: (-(r.val_h or 0.0), str(r.path)))
-    if not ranked:
+    headers, lines = trials.trial_table(search, TOP_TRIALS)
+    if not lines:
         return ["No search trial has a validation result."]
-    keys = _varying(search)
-    headers = ["Trial", "Status", "Epochs", "Val H (%)", "Compute (min)", *keys]
-    body = []
-    for r in ranked[:TOP_TRIALS]:
-        flat = _flat(r.config)
-        body.append(
-            [r.path.name, r.status, str(r.epochs_run), f"{100.0 * (r.val_h or 0.0):.1f}", f"{r.compute_s / 60:.1f}"]
-            + [_fmt(flat.get(k)) for k in keys]
-        )
     from tabulate import tabulate
 
+    body = [cells for _, cells in lines]
     note = "Test numbers of search trials are recorded but never shown or used here: selection is on validation."
     return [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), "", note]
-
-
-def _curves(row: Row, by_path: dict[str, RunInfo], notes: list[str]) -> list[Curve]:
-    curves = []
-    for path in row.runs:
-        run = by_path[path]
-        ts, problem = load_test_scores(run.path)
-        if problem:
-            notes.append(problem)
-        if ts is None:
-            continue
-        test = run.tests.get("val")
-        same_epoch = ts.epoch is not None and ts.epoch == run.selected_epoch
-        point = (test["s"], test["u"]) if test and same_epoch else None
-        try:
-            curves.append(seen_unseen_curve(f"seed {run.seed}", ts, point))
-        except ValueError as exc:
-            notes.append(f"{run.path / TEST_SCORES}: {exc}")
-    return curves
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_")
 
 
 def _leaderboard_section(rows: list[Row]) -> list[str]:
@@ -135,13 +80,9 @@ def _progress_section(
 ) -> list[str]:
     """The search-progress plot and the best search trials."""
     md = ["", "## Search progress", ""]
-    ordered = sorted(search, key=lambda r: (r.finished_at, str(r.path)))
-    if not ordered:
-        return [*md, "No search-stage trial in this sweep."]
     progress = out / "search_progress.png"
-    trials = [plots.Trial(r.compute_s, r.val_h if r.scored else None) for r in ordered]
-    title = f"{sweep}: best validation H vs compute"
-    plots.plot_search_progress(trials, progress, title, sum(r.compute_s for r in final), len(final))
+    if not trials.draw_search_progress(search, final, progress, f"{sweep}: best validation H vs compute"):
+        return [*md, "No search-stage trial in this sweep."]
     report.files.append(progress)
     md += [f"![best validation H against cumulative compute]({progress.name})", ""]
     md += ["Trials in the order they finished; failed or unfinished ones at H = 0.", ""]
@@ -156,12 +97,12 @@ def _curves_section(rows: list[Row], collected: Collected, out: Path, report: Sw
     for row in rows:
         if row.selection != "val":
             continue
-        curves = _curves(row, by_path, report.notes)
+        curves = trials.row_curves(row, by_path, report.notes)
         label = f"{row.dataset} / {row.model}" + (" (search stage)" if row.kind == "search stage" else "")
         if not curves:
             md.append(f"- {label}: no run saved `{TEST_SCORES}`, so no curve.")
             continue
-        png = out / f"seen_unseen_{_slug(row.dataset)}_{_slug(row.model)}.png"
+        png = out / f"seen_unseen_{trials.slug(row.dataset)}_{trials.slug(row.model)}.png"
         plots.plot_seen_unseen(curves, png, f"{label}: seen–unseen curve (test)")
         report.files.append(png)
         drawn += 1

@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -225,15 +225,19 @@ def trial_resources(settings: SweepSettings, multi_worker: bool = False) -> dict
     return {"cpu": settings.resources_per_trial.cpu, "gpu": settings.resources_per_trial.gpu}
 
 
-def run_config(name: str, ray_dir: Path, max_failures: int) -> Any:
-    """The Tune ``RunConfig`` of experiment ``name``, its state under ``ray_dir``."""
+def run_config(name: str, ray_dir: Path, max_failures: int, searched: Iterable[str] = ()) -> Any:
+    """The Tune ``RunConfig`` of experiment ``name``, its state under ``ray_dir``; its progress table shows the
+    ``searched`` keys (:func:`zsl_bench.search.progress.sweep_reporter`)."""
     from ray import tune
+
+    from zsl_bench.search.progress import sweep_reporter
 
     return tune.RunConfig(
         name=name,
         storage_path=str(ray_dir),
         verbose=1,
         failure_config=tune.FailureConfig(max_failures=max_failures),
+        progress_reporter=sweep_reporter(searched),
     )
 
 

@@ -83,7 +83,7 @@ def search_stage(
             max_concurrent_trials=settings.max_concurrent,
             reuse_actors=not multi,  # a driver blocked in trainer.fit() cannot be reset for the next trial
         ),
-        run_config=run_config(experiment, ctx.ray_dir, settings.max_failures),
+        run_config=run_config(experiment, ctx.ray_dir, settings.max_failures, space.space),
     )
     return tuner.fit()
 
@@ -164,7 +164,9 @@ def replay_stage(ctx: SweepContext, runs: list[PlannedRun], label: str) -> Any:
         tune.with_resources(trainable, trial_resources(settings, multi)),
         param_space={"run": tune.grid_search([{"name": r.name, "config": r.config} for r in runs])},
         tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, reuse_actors=not multi),
-        run_config=run_config(f"{label}-{time.strftime('%Y%m%d-%H%M%S')}", ctx.ray_dir, settings.max_failures),
+        run_config=run_config(
+            f"{label}-{time.strftime('%Y%m%d-%H%M%S')}", ctx.ray_dir, settings.max_failures, ctx.space.space
+        ),
     )
     grid = tuner.fit()
     record_crashes(grid, ctx.sweep_dir, name_of=replayed_name)
