@@ -7,9 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -74,32 +72,38 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise UserError(f"sweep folder {folder} was removed") from None
 
 
-def _stop_on_signals() -> None:
-    """SIGINT and SIGTERM end the server (its loop stops on ``KeyboardInterrupt``), also where SIGINT came in
-    ignored (a command started in the background by a script). The server swallows one that lands while it
-    finishes a request, so the signal is sent again each second until the server has stopped."""
-    insisting: list[threading.Thread] = []
+class _Server:
+    """A threaded WSGI server for the dashboard, quiet about each request (wsgiref, the standard library's)."""
 
-    def stop(signum: int, frame: Any) -> None:
-        if not insisting:
-            insisting.append(threading.Thread(target=_repeat, args=(signum,), daemon=True))
-            insisting[0].start()
-        raise KeyboardInterrupt
+    @staticmethod
+    def make(host: str, port: int, app: Any) -> Any:
+        from socketserver import ThreadingMixIn
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Threading(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+
+        return make_server(host, port, app, server_class=Threading, handler_class=Quiet)
+
+
+def _serve_until_signal(server: Any, line: str) -> None:
+    """Serve in a thread until SIGINT or SIGTERM, then stop the server and close its socket."""
+    stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stop)
-
-
-def _repeat(signum: int) -> None:
-    while True:
-        time.sleep(1.0)
-        os.kill(os.getpid(), signum)
-
-
-def _ignore_signals() -> None:
-    """Once the server has stopped: a repeated signal changes nothing any more."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
+        signal.signal(signum, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
+    thread.start()
+    print(line, flush=True)  # the socket is bound and listening: whoever reads this can open the URL
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def read_only_storage(journal: Path) -> Any:
@@ -116,12 +120,10 @@ def read_only_storage(journal: Path) -> Any:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from zsl_bench.ports import free_ports, port_free
-
     folder = sweep_folder(args.results, args.sweep)
     journal = folder / "_ray" / "optuna.journal"
     try:
-        from optuna_dashboard import run_server
+        from optuna_dashboard import wsgi
     except ImportError:
         raise UserError(NOT_INSTALLED) from None
     if not journal.is_file():
@@ -131,38 +133,17 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         )
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: give a TCP port (0 picks a free one)")
-    cannot = f"--host {args.host} --port {args.port}: cannot listen there (in use, or not an address of this machine)"
-    try:
-        port = args.port or free_ports(1, args.host)[0]
-    except OSError:
-        raise UserError(cannot) from None
-    if not port_free(port, args.host):
-        raise UserError(f"{cannot}; --port 0 picks a free port")
-    storage = read_only_storage(journal)
-    _stop_on_signals()
-    line = f"dashboard: serving {journal} at http://{args.host}:{port}/dashboard/"
-    threading.Thread(target=_announce, args=(line, args.host, port), daemon=True).start()
-    try:
-        run_server(storage, host=args.host, port=port)  # returns on Ctrl-C or SIGTERM
-    except KeyboardInterrupt:  # one that came before the server's loop
-        pass
-    except OSError as exc:  # taken between the check and the bind
-        raise UserError(f"{cannot}: {exc}") from None
-    finally:
-        _ignore_signals()
+    app = wsgi(read_only_storage(journal))
+    try:  # port 0: the system picks a free one at the bind, no race with another process
+        server = _Server.make(args.host, args.port, app)
+    except OSError as exc:
+        raise UserError(
+            f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror or exc}); "
+            "--port 0 picks a free port"
+        ) from None
+    port = server.server_address[1]
+    _serve_until_signal(server, f"dashboard: serving {journal} at http://{args.host}:{port}/dashboard/")
     return 0
-
-
-def _announce(line: str, host: str, port: int, timeout: float = 60.0) -> None:
-    """Print ``line`` (flushed) as soon as the server accepts connections: whoever reads it can open the URL."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1.0):
-                break
-        except OSError:
-            time.sleep(0.05)
-    print(line, flush=True)
 
 
 def add_watch_parsers(sub: Any) -> None:

@@ -6,13 +6,20 @@ epoch), so the trial loses a few epochs instead of restarting from the first.
 
 A checkpoint holds ``{"epoch", "model", "optimizer", "generator", "history", "compute_s"}`` — everything needed
 to continue the trial at ``epoch + 1`` with the same data order and the same selection history.
+
+With a frozen backbone (:class:`FrozenPart`) the tensors that training never changes are written once per run, into
+``checkpoint/frozen-<digest>.pt`` (atomic and synced like every checkpoint): each checkpoint's ``model`` holds the
+rest, and its ``"frozen": {"file", "keys"}`` names that file; :func:`load` merges it back, so a loaded checkpoint
+always holds the whole state dict. A checkpoint whose frozen file is missing or unreadable counts as unreadable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,7 @@ log = logging.getLogger(__name__)
 DIR = "checkpoint"
 LATEST = "latest.pt"
 BEST = "best.pt"
+FROZEN = "frozen"  # the entry of a checkpoint that names its frozen file
 _FOREIGN = "zsl-bench did not write it: delete that run directory (or its checkpoint folder) and run again"
 
 
@@ -34,11 +42,17 @@ def epoch_file(run_dir: Path, epoch: int) -> Path:
     return Path(run_dir) / DIR / f"epoch_{epoch:04d}.pt"
 
 
-def save(run_dir: Path, state: dict[str, Any], best: bool = False, keep: int = 0) -> Path:
+def save(
+    run_dir: Path, state: dict[str, Any], best: bool = False, keep: int = 0, *, frozen: FrozenPart | None = None
+) -> Path:
     """Write ``state`` to ``checkpoint/latest.pt`` (and ``best.pt`` when ``best``); with ``keep`` > 0 also to
-    ``epoch_NNNN.pt``, keeping the newest ``keep`` of those."""
+    ``epoch_NNNN.pt``, keeping the newest ``keep`` of those. With ``frozen``, the frozen tensors of
+    ``state["model"]`` go to (or are already in) its frozen file and the checkpoints name it."""
     folder = Path(run_dir) / DIR
     folder.mkdir(parents=True, exist_ok=True)
+    if frozen is not None and "model" in state:
+        rest, ref = frozen.split(folder, state["model"])
+        state = {**state, "model": rest, **({FROZEN: ref} if ref is not None else {})}
     path = folder / LATEST
     _atomic_save(state, path)
     if best:
@@ -79,17 +93,121 @@ def _newest_intact(folder: Path) -> tuple[Path, dict[str, Any]] | None:
 def load(path: Path) -> dict[str, Any] | None:
     """A checkpoint file, or None when it is missing or cannot be read. A file holding anything but tensors and
     plain containers (not one zsl-bench wrote: a planted pickle) is a one-line ``UserError`` naming it."""
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise UserError(f"refused to load the checkpoint {path}: {_refused(exc)}; {_FOREIGN}") from None
-    except (OSError, RuntimeError, EOFError, ValueError):
+    state = _read(path, "the checkpoint ")
+    if state is None:
         return None
     if not isinstance(state, dict) or "epoch" not in state:
         raise UserError(f"refused to load the checkpoint {path}: it is not a zsl-bench checkpoint; {_FOREIGN}")
+    if FROZEN in state:
+        return _with_frozen(path, state)
     return state
+
+
+def _with_frozen(path: Path, state: dict[str, Any]) -> dict[str, Any] | None:
+    """``state`` (read from ``path``) with its model's frozen tensors read back from the file it names; None when
+    that file is missing, unreadable or holds other tensors than the checkpoint lists."""
+    ref = state[FROZEN]
+    named = isinstance(ref, dict) and re.fullmatch(r"frozen-[0-9a-f]{16}\.pt", str(ref.get("file")))
+    if not named or not isinstance(state.get("model"), dict):
+        raise UserError(f"refused to load the checkpoint {path}: it names no frozen file of its run; {_FOREIGN}")
+    tensors = load_tensors(path.parent / ref["file"])
+    if tensors is None or sorted(tensors) != sorted(ref.get("keys", ())):
+        return None
+    return {**{k: v for k, v in state.items() if k != FROZEN}, "model": {**state["model"], **tensors}}
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor] | None:
+    """A file of named tensors (a frozen file), or None when it is missing or cannot be read; a file holding
+    anything else is a one-line ``UserError``."""
+    tensors = _read(path, "")
+    if tensors is None:
+        return None
+    if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
+        raise UserError(f"refused to load {path}: it is not a file of named tensors; {_FOREIGN}")
+    return tensors
+
+
+class FrozenPart:
+    """The tensors of a model's state dict that training does not change (a frozen backbone's), saved once.
+
+    ``keys``: their names in the state dict. :meth:`split` writes them to ``frozen-<digest>.pt`` the first time
+    (and again only if one of them was replaced or changed in place since: another storage, or a bumped version
+    counter) and returns the state dict without them, with the reference to that file.
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = frozenset(keys)
+        self._written: dict[str, tuple[torch.Tensor, int]] = {}  # name → (tensor as written, its version then)
+        self._ref: dict[str, Any] | None = None
+        self._folder: Path | None = None
+
+    @classmethod
+    def matching(cls, state: dict[str, torch.Tensor], frozen: dict[str, torch.Tensor]) -> FrozenPart:
+        """The entries of the state dict ``state`` that view the same memory as a tensor of ``frozen`` (what a
+        model's frozen part returns, under its own names)."""
+        places = {_place(t) for t in frozen.values() if t.numel()}
+        return cls(k for k, t in state.items() if t.numel() and _place(t) in places)
+
+    def split(
+        self, folder: Path, model_state: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+        """(``model_state`` without the frozen tensors, ``{"file", "keys"}`` of their file in ``folder``); None
+        for the reference when ``model_state`` holds none of them."""
+        rest, frozen = {}, {}
+        for k, t in model_state.items():
+            (frozen if k in self.keys else rest)[k] = t
+        if not frozen:
+            return model_state, None
+        if self._ref is None or self._folder != folder or not self._unchanged(frozen):
+            self._write(folder, frozen)
+        return rest, self._ref
+
+    def _unchanged(self, frozen: dict[str, torch.Tensor]) -> bool:
+        """Whether ``frozen`` holds the very tensors last written (the same memory, still held so never reused),
+        none modified in place since."""
+        if frozen.keys() != self._written.keys():
+            return False
+        for k, t in frozen.items():
+            old, version = self._written[k]
+            same = t.data_ptr() == old.data_ptr() and t.shape == old.shape and t.stride() == old.stride()
+            if not same or t._version != version:
+                return False
+        return True
+
+    def _write(self, folder: Path, frozen: dict[str, torch.Tensor]) -> None:
+        name = f"frozen-{tensors_digest(frozen)[:16]}.pt"
+        _atomic_save({k: t.detach().cpu() for k, t in frozen.items()}, folder / name)
+        self._written = {k: (t, t._version) for k, t in frozen.items()}
+        self._ref = {"file": name, "keys": sorted(frozen)}
+        self._folder = folder
+
+
+def _place(t: torch.Tensor) -> tuple[Any, ...]:
+    """Where ``t``'s elements lie: device, storage address, offset, shape and strides."""
+    return (t.device, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride())
+
+
+def tensors_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of ``state``'s tensors (sorted by name)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def _read(path: Path, what: str) -> Any:
+    """``torch.load`` of ``path`` (tensors and plain containers only), or None when it is missing or cannot be
+    read; a file the weights-only unpickler refuses is a one-line ``UserError`` (``what``: how to name it)."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UserError(f"refused to load {what}{path}: {_refused(exc)}; {_FOREIGN}") from None
+    except (OSError, RuntimeError, EOFError, ValueError):
+        return None
 
 
 def _refused(exc: Exception) -> str:

@@ -38,7 +38,7 @@ from torch import nn
 
 from zsl_bench.config import DataConfig, ExperimentConfig
 from zsl_bench.data.cache import list_digest
-from zsl_bench.data.datasets import ZslDataset, load_dataset
+from zsl_bench.data.datasets import ZslDataset, default_root, load_dataset
 from zsl_bench.data.feature_store import FeatureStore, Writer
 from zsl_bench.data.features import (
     FLIP_SUFFIX,
@@ -49,20 +49,48 @@ from zsl_bench.data.features import (
 )
 from zsl_bench.data.stream import ImageSource, batches, open_images
 from zsl_bench.data.transforms import TransformSpec, augment
+from zsl_bench.engine.checkpoint import tensors_digest
 from zsl_bench.errors import UserError
 from zsl_bench.models import MODELS, ModelSpec
 from zsl_bench.models.base import ZslModel
+from zsl_bench.models.hf_weights import path_stamp
 
 log = logging.getLogger(__name__)
 
 KEY_VERSION = 2  # bump when what an entry holds changes meaning (2: flips of the trainable images only)
 
 
+_DATASETS: dict[tuple[Any, ...], ZslDataset] = {}  # the last dataset a trial of this process loaded
+
+
 def load_trial_dataset(data: DataConfig) -> ZslDataset:
-    """The dataset of a trial: with ``data.features`` a :class:`FeatureDataset` (no images needed), else images."""
-    if data.features:
-        return load_feature_dataset(data.name, data.root, data.features)
-    return load_dataset(data.name, data.root)
+    """The dataset of a trial: with ``data.features`` a :class:`FeatureDataset` (no images needed), else images.
+
+    Loaded, with every check (split, image list, each image on disk), once per process while the entries of the
+    dataset folder keep their names, sizes and modification times (:func:`path_stamp`); the trials of a sweep
+    share it. Treat it as read-only."""
+    root = Path(data.root if data.root is not None else default_root(data.name)).resolve()
+    key = (data.name, data.features, str(root), path_stamp(root) if root.is_dir() else ())
+    loaded = _DATASETS.get(key)
+    if loaded is None:
+        features = data.features
+        loaded = load_feature_dataset(data.name, root, features) if features else load_dataset(data.name, root)
+        _DATASETS.clear()  # one dataset at a time per process
+        _DATASETS[key] = loaded
+    return loaded
+
+
+_IMAGES_DIGEST: list[tuple[list[Path], str]] = []  # the image list last digested, and its digest
+
+
+def images_digest(paths: list[Path]) -> str:
+    """:func:`~zsl_bench.data.cache.list_digest` of ``paths``, computed once for the list object a process's
+    trials share (:func:`load_trial_dataset`)."""
+    last = _IMAGES_DIGEST[-1] if _IMAGES_DIGEST else None
+    if last is None or last[0] is not paths:
+        last = (paths, list_digest(paths))
+        _IMAGES_DIGEST[:] = [last]
+    return last[1]
 
 
 class HeadOnly(ZslModel):
@@ -71,12 +99,24 @@ class HeadOnly(ZslModel):
     ``forward(features)`` is ``model.forward_head(features)`` (features: what ``model.forward_backbone`` returns,
     a tensor or dict of tensors with a leading batch dimension). ``loss``, ``class_scores``, ``param_groups``
     (minus the backbone's parameters), ``freeze_backbone`` delegate; ``state_dict``/``load_state_dict`` are the
-    full model's, so checkpoints are the same with and without the cache.
+    full model's, so checkpoints are the same with and without the cache. ``train(mode)`` sets the mode of the
+    model's head modules only: the frozen backbone, which never runs here, stays in eval mode unvisited.
     """
 
     def __init__(self, model: ZslModel) -> None:
         super().__init__()
         self.model = model
+        self._head = head_children(model)  # whose mode training sets; None: the model's own train()
+
+    def train(self, mode: bool = True) -> HeadOnly:
+        if self._head is None:
+            self.model.train(mode)
+        else:
+            self.model.training = mode
+            for child in self._head:
+                child.train(mode)
+        self.training = mode
+        return self
 
     def forward(self, features: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model.forward_head(features)
@@ -105,11 +145,28 @@ class HeadOnly(ZslModel):
     def provenance(self) -> dict[str, str]:
         return self.model.provenance()
 
+    def backbone_state(self) -> dict[str, torch.Tensor]:
+        return self.model.backbone_state()
+
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         return self.model.state_dict(*args, **kwargs)
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:  # type: ignore[override]
         return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def head_children(model: ZslModel) -> list[nn.Module] | None:
+    """The children of ``model`` that hold no backbone parameter (the head's modules, parameter-free ones too), or
+    None when a child holds backbone and head parameters both."""
+    frozen = {id(p) for p in model.backbone_parameters() or []}
+    head = []
+    for child in model.children():
+        held = [id(p) in frozen for p in child.parameters()]
+        if any(held) and not all(held):
+            return None
+        if not any(held):
+            head.append(child)
+    return head
 
 
 def open_inputs(
@@ -202,10 +259,10 @@ def describe_backbone(
         "model": name,
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "options": {k: v for k, v in sorted(options.items()) if k not in head_only},
-        "weights": weights_digest(backbone_state(model)),
+        "weights": tensors_digest(backbone_state(model)),
         "dataset": data.name,
         "root": str(data.root),
-        "images": list_digest(data.image_paths) if data.image_paths else "",
+        "images": images_digest(data.image_paths) if data.image_paths else "",
         "transform": {
             "resize": spec.resize,
             "crop": spec.crop,
@@ -221,16 +278,6 @@ def describe_backbone(
 def backbone_state(model: ZslModel) -> dict[str, torch.Tensor]:
     """The tensors the backbone's outputs depend on (:meth:`ZslModel.backbone_state`)."""
     return model.backbone_state()
-
-
-def weights_digest(state: dict[str, torch.Tensor]) -> str:
-    """sha256 over the names, dtypes, shapes and bytes of ``state``'s tensors (sorted by name)."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().to("cpu").contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
-    return h.hexdigest()
 
 
 def rows_digest(rows: np.ndarray) -> str:

@@ -47,13 +47,22 @@ class Single(loops.LocalSteps):
         return optimizer
 
     def save_checkpoint(
-        self, run_dir: Path, state: dict[str, Any], model: nn.Module, optimizer: Any, *, best: bool, keep: int
+        self,
+        run_dir: Path,
+        state: dict[str, Any],
+        model: nn.Module,
+        optimizer: Any,
+        *,
+        best: bool,
+        keep: int,
+        frozen: checkpoint.FrozenPart | None = None,
     ) -> None:
         """Save the engine ``state`` (epoch, generator, history, compute_s) with the weights and optimiser: rank 0
-        writes (data-parallel ranks hold the same weights and optimiser state), then every rank waits for it."""
+        writes (data-parallel ranks hold the same weights and optimiser state), then every rank waits for it.
+        ``frozen``: the weights training leaves unchanged, written once (:class:`checkpoint.FrozenPart`)."""
         if self.is_main:
             full = {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
-            checkpoint.save(run_dir, full, best=best, keep=keep)
+            checkpoint.save(run_dir, full, best=best, keep=keep, frozen=frozen)
         self._wait_for_all()
 
     def _wait_for_all(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import subprocess
@@ -126,6 +127,7 @@ class _Trial:
         self.device = strategy.device(_device(cfg.train.device))
         self.model_info: dict[str, Any] = {}  # what the model says about itself (weights, embeddings used)
         self.built: ZslModel | None = None  # asked again at each summary: some entries (the scan) are known late
+        self.frozen: checkpoint.FrozenPart | None = None  # a frozen backbone's weights, checkpointed once
 
     def summary(self, status: str) -> dict[str, Any]:
         """The ``summary.json`` object (a :class:`~zsl_bench.record.RunSummary`) for the epochs run so far."""
@@ -159,9 +161,8 @@ class _Trial:
         }
         best = select_by_val(self.history)["epoch"] == epoch
         # single/ddp: with the model and optimiser state dicts; deepspeed: its own checkpoint beside
-        self.strategy.save_checkpoint(
-            self.writer.dir, state, model, optimizer, best=best, keep=self.cfg.train.keep_checkpoints
-        )
+        keep, frozen = self.cfg.train.keep_checkpoints, self.frozen
+        self.strategy.save_checkpoint(self.writer.dir, state, model, optimizer, best=best, keep=keep, frozen=frozen)
 
     def run(self, report: Report | None) -> None:
         """Train the epochs after the checkpoint it continues from (all of them when none), evaluating, writing
@@ -189,6 +190,8 @@ class _Trial:
         self.model_info = model.provenance() if isinstance(model, ZslModel) else {}
         self.built = model if isinstance(model, ZslModel) else None
         optimizer = build_optimizer(model, cfg)
+        if cfg.model.freeze_backbone and isinstance(model, ZslModel):
+            self.frozen = checkpoint.FrozenPart.matching(model.state_dict(), model.backbone_state())
         # images; feature vectors; or, with a frozen backbone, its cached outputs and the head-only model
         model, source, spec = open_inputs(cfg, data, spec, model, device, state=self.state)
         gen = torch.Generator().manual_seed(cfg.train.seed)
@@ -267,18 +270,8 @@ class _Trial:
         """One ``metrics.jsonl`` record per evaluated split of ``epoch``."""
         elapsed = round(time.perf_counter() - self.start, 3)
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
-        for split, rec in results.items():
-            self.writer.metrics(
-                {
-                    "epoch": epoch,
-                    "split": split,
-                    **rec,
-                    "train_loss": losses["total"],
-                    "train_losses": _loss_parts(losses),
-                    "lr": lrs,
-                    "time_s": elapsed,
-                }
-            )
+        common = {"train_loss": losses["total"], "train_losses": _loss_parts(losses), "lr": lrs, "time_s": elapsed}
+        self.writer.metrics(*({"epoch": epoch, "split": split, **rec, **common} for split, rec in results.items()))
 
 
 @dataclass
@@ -338,7 +331,9 @@ def _with_provenance(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg.model_copy(update={"meta": meta})
 
 
+@functools.cache
 def _git_sha() -> str | None:
+    """The commit of the code this process runs (asked once: the modules are loaded once)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
@@ -348,11 +343,17 @@ def _git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _versions() -> dict[str, str]:
-    found = {}
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    """(package, version) of the packages a run records, as installed when first asked."""
+    found = []
     for pkg in ("zsl-bench", "torch", "transformers", "ray", "optuna", "numpy"):
         try:
-            found[pkg] = metadata.version(pkg)
+            found.append((pkg, metadata.version(pkg)))
         except metadata.PackageNotFoundError:
             continue
-    return found
+    return tuple(found)
+
+
+def _versions() -> dict[str, str]:
+    return dict(_installed_versions())

@@ -2,13 +2,20 @@
 and state-dict files, all through ``from_pretrained`` (which converts ``…ForImageClassification`` prefixes and older
 key names); failures are one-line ``UserError``s. Callers import transformers (and pass its classes) only when
 weights are asked for: random init of a ResNet needs no transformers (:mod:`zsl_bench.models.resnet`).
+
+Weights from a local file or directory are read once per process while its files are unchanged (by
+:func:`path_stamp`): the process keeps that one backbone and hands every trial its own copy, so a sweep's trials
+do not convert and load the same file again (for one extra copy of the backbone in memory).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
+import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,8 @@ HUB_IDS = {
 }
 RANDOM_INIT = ("none", "random", "scratch")  # ``pretrained`` values that ask for random init explicitly
 _STATE_FILES = (".safetensors", ".bin", ".pt", ".pth")
+_LOADED: dict[tuple[Any, ...], nn.Module] = {}  # the last backbone read from local files, by what it was read from
+_LOADED_LOCK = threading.Lock()
 
 
 def is_random_init(pretrained: str | Path | None) -> bool:
@@ -52,17 +61,49 @@ def load_backbone_net(model_cls: type, config: Any, pretrained: str | Path | Non
         f"`hf download {_hub_hint(model_cls)} --local-dir DIR` on a machine online) or a "
         "state-dict file, use a hub id when online, or ask for random init with model.options.pretrained=none"
     )
-    if path.is_file():
-        with tempfile.TemporaryDirectory(prefix="zsl-bench-weights-") as tmp:
-            _state_file_as_directory(path, config, Path(tmp), model_name)
-            return _from_pretrained(model_cls, tmp, kwargs, model_name=model_name, where=f"file {path}", how=how)
-    if path.is_dir():
-        where = f"directory {path}"
-        return _from_pretrained(model_cls, str(path), kwargs, model_name=model_name, where=where, how=how)
+    if path.is_file() or path.is_dir():
+        shape = config.to_json_string(use_diff=False)
+        key = (model_cls, shape, str(path.resolve()), path_stamp(path), *sorted(kwargs.items()))
+        with _LOADED_LOCK:
+            net = _LOADED.get(key)
+        if net is None:
+            net = _load_local(model_cls, config, path, kwargs, model_name=model_name, how=how)
+            with _LOADED_LOCK:
+                _LOADED.clear()  # one backbone at a time per process
+                _LOADED[key] = net
+        return copy.deepcopy(net)
     if str(pretrained).startswith(("/", ".", "~")):  # a path, and hub ids never look so
         raise UserError(f"cannot load pretrained weights for {model_name}: no such directory or file {path}; {how}")
     where = f"hub id {pretrained!r}"
     return _from_pretrained(model_cls, str(pretrained), kwargs, model_name=model_name, where=where, how=how)
+
+
+def _load_local(
+    model_cls: type, config: Any, path: Path, kwargs: dict[str, Any], *, model_name: str, how: str
+) -> nn.Module:
+    """``model_cls`` with the weights of the state-dict file or ``save_pretrained`` directory ``path``."""
+    if path.is_dir():
+        where = f"directory {path}"
+        return _from_pretrained(model_cls, str(path), kwargs, model_name=model_name, where=where, how=how)
+    with tempfile.TemporaryDirectory(prefix="zsl-bench-weights-") as tmp:
+        _state_file_as_directory(path, config, Path(tmp), model_name)
+        return _from_pretrained(model_cls, tmp, kwargs, model_name=model_name, where=f"file {path}", how=how)
+
+
+def path_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, modification time in ns) of the file ``path``, or of every entry of the folder ``path``
+    (sorted; a subfolder's own entry changes when a file directly in it is added, removed or renamed); entries
+    that cannot be read are left out."""
+    path = Path(path)
+    folder, entries = (path, sorted(os.listdir(path))) if path.is_dir() else (path.parent, [path.name])
+    stamp = []
+    for name in entries:
+        try:
+            st = os.stat(folder / name)
+        except OSError:
+            continue
+        stamp.append((name, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
 
 
 def _from_pretrained(
