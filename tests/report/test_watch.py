@@ -1,6 +1,6 @@
 """``zsl-bench watch``: the snapshot of a hand-made sweep at a fake clock (counts, epochs, best trial, ETA numbers),
-its JSON and text through the CLI, broken run directories, one-line errors; and one real sweep watched while it
-runs, each snapshot checked against the run directories read around it."""
+its JSON and text through the CLI, broken run directories, one-line errors; ``zsl-bench dashboard`` on a journal
+Optuna wrote. A real sweep watched while it runs: tests/search/test_shipped_smokes.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -204,93 +203,6 @@ def test_planned_search_trials_by_searcher():
 
 
 # ------------------------------------------------------------------------------------- a real running sweep
-
-
-def read_dirs(sweep: Path) -> dict[str, tuple[str, int]]:
-    """Each run directory's (status, epochs recorded), read straight from its files (a folder whose config.yaml
-    is not written yet is not one)."""
-    out = {}
-    for run in sorted(p for p in sweep.iterdir() if (p / "config.yaml").is_file() and not p.name.startswith("_")):
-        lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
-        epochs = len({json.loads(line)["epoch"] for line in lines if line.strip()})
-        status = "failed" if (run / "error.txt").exists() else "running"
-        if (run / "done").exists():
-            status = json.loads((run / "summary.json").read_text())["status"]
-        out[run.name] = (status, epochs)
-    return out
-
-
-def between(before: dict[str, tuple[str, int]], seen: dict[str, tuple[str, int]], after: dict) -> bool:
-    """``seen`` lies between two readings: every run of ``before`` is in it, every run of it is in ``after``,
-    and each run's epochs and end lie between its two readings."""
-    if not set(before) <= set(seen) <= set(after):
-        return False
-    for name, (status, epochs) in seen.items():
-        low, high = before.get(name, ("running", 0)), after[name]
-        if not low[1] <= epochs <= high[1]:
-            return False
-        if (low[0] != "running" and status != low[0]) or (status != "running" and status != high[0]):
-            return False
-    return True
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_watching_a_real_sweep(tmp_path, cli, capsys):
-    """A real smoke sweep runs in a subprocess; ``watch --once --json`` polled meanwhile (the command's entry
-    point in this process: a poll costs no interpreter start on a busy machine) matches the run directories read
-    just before and just after each poll; the command run as its own process afterwards shows every trial done."""
-    from zsl_bench.cli import main
-
-    argv = [sys.executable, "-m", "zsl_bench.cli", "sweep", "--space", "quickstart.yaml", "--smoke"]
-    log = tmp_path / "sweep.out"
-    with log.open("w") as out_file:
-        proc = subprocess.Popen([*argv, "--results", str(tmp_path)], stdout=out_file, stderr=subprocess.STDOUT)
-    sweep = tmp_path / "quickstart-smoke"
-    seen_running = False
-    try:
-        while proc.poll() is None:
-            if not sweep.is_dir():
-                time.sleep(0.5)
-                continue
-            before = read_dirs(sweep)
-            code = main(["watch", "--sweep", sweep.name, "--results", str(tmp_path), "--once", "--json"])
-            after = read_dirs(sweep)
-            out, err = capsys.readouterr()
-            assert code == 0, err
-            data = json.loads(out)
-            seen = {t["name"]: (t["status"], t["epochs"]) for t in data["trials"] if t["status"] != "unreadable"}
-            assert between(before, seen, after), (before, seen, after)
-            assert sum(data["counts"].values()) == len(data["trials"])
-            seen_running |= data["counts"]["running"] > 0
-            time.sleep(0.5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    output = log.read_text()
-    assert proc.returncode == 0, output[-3000:]
-    code, out, err = cli("watch", "--sweep", sweep.name, "--results", str(tmp_path), "--once", "--json")
-    final = json.loads(out)
-    assert seen_running, "no poll saw a running trial"
-    assert final["finished"] and final["eta"]["seconds"] == 0.0
-    assert final["counts"]["running"] == final["counts"]["failed"] == final["counts"]["unreadable"] == 0
-    assert (final["planned_search"], final["planned_final"]) == (2, 1)
-    assert {t["name"]: (t["status"], t["epochs"]) for t in final["trials"]} == read_dirs(sweep)
-    configs = {t["name"]: yaml.safe_load((sweep / t["name"] / "config.yaml").read_text()) for t in final["trials"]}
-    assert all(t["epochs"] == t["epochs_total"] == configs[t["name"]]["train"]["epochs"] for t in final["trials"])
-    check_progress_table(output)
-
-
-def check_progress_table(output: str) -> None:
-    """Tune's table names each replayed run and the searched parameters by short name, never a config dict."""
-    rows = [
-        [cell.strip() for cell in line.strip("|").split("|")] for line in output.splitlines() if line.startswith("|")
-    ]
-    headers = [row for row in rows if row[0] == "Trial name"]
-    assert any(row[3:6] == ["lr", "weight_decay", "model"] for row in headers), headers
-    assert any(row[3:7] == ["run", "lr", "weight_decay", "model"] for row in headers), headers
-    assert any("final-1-seed0" in row for row in rows), rows
-    assert not any(cell.startswith("...") for row in rows for cell in row), rows
 
 
 # ---------------------------------------------------------------------------------------------- dashboard
