@@ -307,3 +307,9 @@ def test_site_of_real_training_runs(tmp_path, monkeypatch, capsys):
     sha = config["meta"]["git_sha"] or "not recorded"
     assert len(seeds) == 2 and sha in seeds[0].content() and "torch" in seeds[0].content()
     assert page.one("section", id="search").one("img", **{"class": "plot"})
+
+
+def test_the_config_diff_shows_a_null_setting_as_unset():
+    from zsl_bench.report.site.row_page import _setting
+
+    assert (_setting(None), _setting(0.0058631), _setting(64)) == ("null (unset)", "0.005863", "64")

@@ -72,7 +72,7 @@ def _config_section(ev: RowEvidence) -> str:
         names = ", ".join(p.path.name for p in ev.parents)
         parts.append(m.text("p", f"Final-stage runs retraining search trial {names} (meta.parent).", {"class": "note"}))
     if diffs:
-        body = [[k, trials.fmt(mine), trials.fmt(theirs)] for k, mine, theirs in diffs]
+        body = [[k, _setting(mine), _setting(theirs)] for k, mine, theirs in diffs]
         parts.append(m.simple_table(["Key", "This configuration", "Compared with"], body, {"class": "diff"}))
     else:
         parts.append(m.text("p", "No difference: every key has the value it is compared with."))
@@ -101,6 +101,11 @@ def _seed_line(ev: RowEvidence, run: RunInfo, page: RowPage) -> str:
     config = yaml.safe_dump({k: v for k, v in run.config.items() if k != "meta"}, sort_keys=False)
     cells.append(m.tag("td", m.tag("details", m.text("summary", "config.yaml") + m.text("pre", config))))
     return m.tag("tr", "".join(cells), {"class": "seed-run"})
+
+
+def _setting(value: object) -> str:
+    """A config value in the diff table; YAML's ``null`` (the key left to its automatic choice) as such."""
+    return "null (unset)" if value is None else trials.fmt(value)
 
 
 def _number(value: float | None) -> str:
