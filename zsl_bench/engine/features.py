@@ -51,16 +51,17 @@ from zsl_bench.data.stream import ImageSource, batches, open_images
 from zsl_bench.data.transforms import TransformSpec, augment
 from zsl_bench.engine.checkpoint import tensors_digest
 from zsl_bench.errors import UserError
+from zsl_bench.memo import KeepLast, path_stamp
 from zsl_bench.models import MODELS, ModelSpec
 from zsl_bench.models.base import ZslModel
-from zsl_bench.models.hf_weights import path_stamp
 
 log = logging.getLogger(__name__)
 
 KEY_VERSION = 2  # bump when what an entry holds changes meaning (2: flips of the trainable images only)
 
 
-_DATASETS: dict[tuple[Any, ...], ZslDataset] = {}  # the last dataset a trial of this process loaded
+_DATASETS: KeepLast[ZslDataset] = KeepLast()  # the last dataset a trial of this process loaded
+_IMAGES_DIGEST: KeepLast[str] = KeepLast()  # the digest of the image list last digested
 
 
 def load_trial_dataset(data: DataConfig) -> ZslDataset:
@@ -71,26 +72,15 @@ def load_trial_dataset(data: DataConfig) -> ZslDataset:
     share it. Treat it as read-only."""
     root = Path(data.root if data.root is not None else default_root(data.name)).resolve()
     key = (data.name, data.features, str(root), path_stamp(root) if root.is_dir() else ())
-    loaded = _DATASETS.get(key)
-    if loaded is None:
-        features = data.features
-        loaded = load_feature_dataset(data.name, root, features) if features else load_dataset(data.name, root)
-        _DATASETS.clear()  # one dataset at a time per process
-        _DATASETS[key] = loaded
-    return loaded
-
-
-_IMAGES_DIGEST: list[tuple[list[Path], str]] = []  # the image list last digested, and its digest
+    if data.features:
+        return _DATASETS.get(key, lambda: load_feature_dataset(data.name, root, data.features))
+    return _DATASETS.get(key, lambda: load_dataset(data.name, root))
 
 
 def images_digest(paths: list[Path]) -> str:
-    """:func:`~zsl_bench.data.cache.list_digest` of ``paths``, computed once for the list object a process's
-    trials share (:func:`load_trial_dataset`)."""
-    last = _IMAGES_DIGEST[-1] if _IMAGES_DIGEST else None
-    if last is None or last[0] is not paths:
-        last = (paths, list_digest(paths))
-        _IMAGES_DIGEST[:] = [last]
-    return last[1]
+    """:func:`~zsl_bench.data.cache.list_digest` of ``paths``, computed once for the list a process's trials share
+    (:func:`load_trial_dataset`); comparing that list with itself costs a pointer check per entry."""
+    return _IMAGES_DIGEST.get(paths, lambda: list_digest(paths))
 
 
 class HeadOnly(ZslModel):

@@ -87,11 +87,19 @@ class DeepSpeed(_Distributed):
         self.engine.step()  # reduces, clips and steps at the boundary only
 
     def save_checkpoint(
-        self, run_dir: Path, state: dict[str, Any], model: nn.Module, optimizer: Any, *, best: bool, keep: int, **_: Any
+        self,
+        run_dir: Path,
+        state: dict[str, Any],
+        model: nn.Module,
+        optimizer: Any,
+        *,
+        best: bool,
+        keep: int,
+        frozen: checkpoint.FrozenPart | None = None,
     ) -> None:
         """Every rank saves its ZeRO shards under ``checkpoint/<tag>/``; rank 0 then writes ``latest.pt`` (the
-        engine ``state`` naming the tag) and prunes tags no checkpoint names. (A frozen part, ``frozen``, is not
-        split off: the shards hold the weights.)"""
+        engine ``state`` naming the tag) and prunes tags no checkpoint names. ``frozen`` is not split off: the
+        shards hold every weight."""
         folder = Path(run_dir) / checkpoint.DIR
         tag = f"{TAG_PREFIX}{state['epoch']:04d}"
         self.engine.save_checkpoint(str(folder), tag=tag, save_latest=False)  # collective: every rank's shards

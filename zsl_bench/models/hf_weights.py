@@ -3,9 +3,9 @@ and state-dict files, all through ``from_pretrained`` (which converts ``…ForIm
 key names); failures are one-line ``UserError``s. Callers import transformers (and pass its classes) only when
 weights are asked for: random init of a ResNet needs no transformers (:mod:`zsl_bench.models.resnet`).
 
-Weights from a local file or directory are read once per process while its files are unchanged (by
-:func:`path_stamp`): the process keeps that one backbone and hands every trial its own copy, so a sweep's trials
-do not convert and load the same file again (for one extra copy of the backbone in memory).
+Weights from a local file or directory are read once per process while its files are unchanged
+(:func:`zsl_bench.memo.path_stamp`): the process keeps that one backbone and hands every trial its own copy, so a
+sweep's trials do not convert and load the same file again (for one extra copy of the backbone in memory).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-import os
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import torch
 from torch import nn
 
 from zsl_bench.errors import UserError
+from zsl_bench.memo import KeepLast, path_stamp
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,7 @@ HUB_IDS = {
 }
 RANDOM_INIT = ("none", "random", "scratch")  # ``pretrained`` values that ask for random init explicitly
 _STATE_FILES = (".safetensors", ".bin", ".pt", ".pth")
-_LOADED: dict[tuple[Any, ...], nn.Module] = {}  # the last backbone read from local files, by what it was read from
-_LOADED_LOCK = threading.Lock()
+_LOADED: KeepLast[nn.Module] = KeepLast()  # the last backbone read from local files, by what it was read from
 
 
 def is_random_init(pretrained: str | Path | None) -> bool:
@@ -64,13 +62,7 @@ def load_backbone_net(model_cls: type, config: Any, pretrained: str | Path | Non
     if path.is_file() or path.is_dir():
         shape = config.to_json_string(use_diff=False)
         key = (model_cls, shape, str(path.resolve()), path_stamp(path), *sorted(kwargs.items()))
-        with _LOADED_LOCK:
-            net = _LOADED.get(key)
-        if net is None:
-            net = _load_local(model_cls, config, path, kwargs, model_name=model_name, how=how)
-            with _LOADED_LOCK:
-                _LOADED.clear()  # one backbone at a time per process
-                _LOADED[key] = net
+        net = _LOADED.get(key, lambda: _load_local(model_cls, config, path, kwargs, model_name=model_name, how=how))
         return copy.deepcopy(net)
     if str(pretrained).startswith(("/", ".", "~")):  # a path, and hub ids never look so
         raise UserError(f"cannot load pretrained weights for {model_name}: no such directory or file {path}; {how}")
@@ -88,22 +80,6 @@ def _load_local(
     with tempfile.TemporaryDirectory(prefix="zsl-bench-weights-") as tmp:
         _state_file_as_directory(path, config, Path(tmp), model_name)
         return _from_pretrained(model_cls, tmp, kwargs, model_name=model_name, where=f"file {path}", how=how)
-
-
-def path_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
-    """(name, size, modification time in ns) of the file ``path``, or of every entry of the folder ``path``
-    (sorted; a subfolder's own entry changes when a file directly in it is added, removed or renamed); entries
-    that cannot be read are left out."""
-    path = Path(path)
-    folder, entries = (path, sorted(os.listdir(path))) if path.is_dir() else (path.parent, [path.name])
-    stamp = []
-    for name in entries:
-        try:
-            st = os.stat(folder / name)
-        except OSError:
-            continue
-        stamp.append((name, st.st_size, st.st_mtime_ns))
-    return tuple(stamp)
 
 
 def _from_pretrained(

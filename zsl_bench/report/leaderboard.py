@@ -15,7 +15,7 @@ from zsl_bench.errors import UserError
 from zsl_bench.report.aggregate import Row, aggregate
 from zsl_bench.report.formats import FORMATS
 from zsl_bench.report.reference import load_reference
-from zsl_bench.report.runs import Skipped, collect
+from zsl_bench.report.runs import Collected, Skipped, collect
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Leaderboard:
     skipped: Skipped = field(default_factory=Skipped)
     notes: list[str] = field(default_factory=list)
     runs_read: int = 0
+    collected: Collected | None = None  # the runs read (a folder format's row pages read them again otherwise)
 
     def header(self) -> list[str]:
         """Lines describing the tables and their inputs (no paths: the output is stable across machines)."""
@@ -49,7 +50,8 @@ def build(results: Path, reference: Path | None = None) -> Leaderboard:
     collected = collect(results)
     rows, notes = aggregate(collected)
     reported = load_reference(reference) if reference is not None else []
-    return Leaderboard(rows, reported, collected.skipped, notes, len(collected.runs) + collected.skipped.unreadable)
+    runs_read = len(collected.runs) + collected.skipped.unreadable
+    return Leaderboard(rows, reported, collected.skipped, notes, runs_read, collected)
 
 
 def render(board: Leaderboard, fmt: str = "md") -> str:

@@ -53,7 +53,7 @@ def _build(board: Leaderboard, tmp: Path, results: Path) -> list[Path]:
     """Every file of the site, written into ``tmp``; index.html first."""
     files = [_write(tmp / "index.html", render_index(board, in_site=True))]
     files.append(_write(tmp / "board.json", render_json(board.rows) + "\n"))
-    collected = collect(results)
+    collected = board.collected if board.collected is not None else collect(results)
     cache = PlotCache()
     for row, slug in zip(board.rows, row_slugs(board.rows), strict=True):
         page = RowPage(slug, tmp, results)
