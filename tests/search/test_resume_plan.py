@@ -103,3 +103,16 @@ def test_a_crashed_trial_gets_tunes_error_and_finalised_runs_are_left_alone(tmp_
     assert (tmp_path / "crashed" / ERROR).read_text() == "MemoryError: oom\n"
     assert (tmp_path / "failed" / ERROR).read_text() == "its own\n"
     assert not (tmp_path / "done" / ERROR).exists() and not (tmp_path / "absent").exists()
+
+
+def test_a_scheduler_ended_trial_with_an_unreadable_checkpoint_never_ends_the_sweep(tmp_path):
+    """A single-process trial Tune ended between two writes is left as it is (its checkpoint is not read); a
+    multi-worker one whose checkpoint is not a tensors-only file gets that as its error record."""
+    for name, strategy in (("single", "single"), ("ddp", "ddp")):
+        (tmp_path / name / "checkpoint").mkdir(parents=True)
+        write_yaml(tmp_path / name / CONFIG, {"train": {"strategy": strategy}})
+        (tmp_path / name / "checkpoint" / "latest.pt").write_text('{"epoch": 1}')
+    record_crashes([result(f"/x/{n}", name=n) for n in ("single", "ddp")], tmp_path, name_of=replayed_name)
+    assert not (tmp_path / "single" / ERROR).exists() and not (tmp_path / "single" / DONE).exists()
+    recorded = (tmp_path / "ddp" / ERROR).read_text()
+    assert recorded.startswith("UserError: refused to load the checkpoint") and "latest.pt" in recorded

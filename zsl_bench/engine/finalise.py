@@ -26,8 +26,10 @@ def mark_stopped(run_dir: Path) -> bool:
         run = read_run(run_dir)
     except UnreadableRun:
         return False
+    if run.config.get("train", {}).get("strategy", "single") == "single":
+        return False  # it finalises itself; a trial Tune ended between two of its writes is left as it is
     state = checkpoint.load_latest(run_dir)
-    if run.config.get("train", {}).get("strategy", "single") == "single" or state is None:
+    if state is None:
         return False
     earlier = run.summary or {"device": "?", "stage": run.config.get("meta", {}).get("stage", "search")}
     info = {k: v for k, v in earlier.items() if k not in _REBUILT}

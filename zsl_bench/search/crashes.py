@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from zsl_bench.errors import UserError
 from zsl_bench.rundir import DONE, ERROR, RunWriter
 
 _TRIAL_DIR = re.compile(r"^trainable_([0-9a-f]+(?:_\d{5})?)_")
@@ -28,9 +29,18 @@ def record_crashes(grid: Iterable[Any], sweep_dir: Path, name_of: Callable[[Any]
         if result.error is not None:
             RunWriter.record_error(run_dir, f"{type(result.error).__name__}: {result.error}")
         else:  # a multi-worker trial the scheduler ended: Tune killed its workers before they could finalise
-            from zsl_bench.engine.finalise import mark_stopped
+            _finalise_stopped(run_dir)
 
-            mark_stopped(run_dir)
+
+def _finalise_stopped(run_dir: Path) -> None:
+    """Mark a stopped multi-worker run; one whose checkpoint cannot be read gets that as its error record
+    instead, so one bad trial never ends the sweep."""
+    from zsl_bench.engine.finalise import mark_stopped
+
+    try:
+        mark_stopped(run_dir)
+    except UserError as exc:
+        RunWriter.record_error(run_dir, f"UserError: {exc}")
 
 
 def replayed_name(result: Any) -> str:
