@@ -8,12 +8,16 @@ starts. Prints one JSON object:
 
     overhead_ratio = wall / (trials x compute / concurrency)     (goal <= 1.10, Ray start and shut-down included)
 
-``--side-by-side`` runs the same workload (objective, space, TPE sampler and seed, Optuna journal) a second way,
-through plain Optuna (``optuna.create_study().optimize(n_jobs=concurrency)``, trials in threads of one process),
-each side in a fresh Python process, the sides interleaved ``--repeats`` times (order alternating), and reports
-both ratios: ``overhead_ratio`` (zsl-bench, the median) and ``plain_optuna_ratio``. Every side's entry splits its
-wall time into ``startup_s`` (start to the first trial's run directory), ``trials_s`` and ``tail_s`` (the last
-trial's ``done`` marker to the end).
+``--side-by-side`` runs the same workload (objective, space, TPE sampler and seed, Optuna journal) two more ways,
+each side in a fresh Python process, the sides interleaved ``--repeats`` times (order rotating):
+
+- ``plain_optuna``: ``optuna.create_study().optimize(n_jobs=concurrency)``, trials in threads of one process;
+- ``zsl_bench_attached``: ``run_sweep`` attached to a Ray head started once before the clock (``zsl-bench
+  cluster up``, then ``sweep --address``: how a researcher running many sweeps pays Ray's start-up once).
+
+It reports ``overhead_ratio`` (zsl-bench starting its own Ray, the median), ``plain_optuna_ratio`` and
+``attached_ratio``. Every side's entry splits its wall time into ``startup_s`` (start to the first trial's run
+directory), ``trials_s`` and ``tail_s`` (the last trial's ``done`` marker to the end).
 
 Usage: python benchmarks/sweep_overhead.py [--trials 16] [--compute 5] [--epochs 5] [--concurrency 2]
                                            [--side-by-side [--repeats 1]]
@@ -22,6 +26,7 @@ Usage: python benchmarks/sweep_overhead.py [--trials 16] [--compute 5] [--epochs
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -34,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 GOAL = 1.10
-SIDES = ("zsl_bench", "plain_optuna")
+SIDES = ("zsl_bench", "plain_optuna", "zsl_bench_attached")
 _BLOCK = bytes(1 << 16)  # one SHA-256 pass over it: ~0.1-0.3 ms, the GIL released
 
 
@@ -96,6 +101,37 @@ def run_zsl_bench(args: argparse.Namespace, root: Path) -> int:
     return out.completed
 
 
+def run_zsl_bench_attached(args: argparse.Namespace, root: Path, address: str) -> int:
+    """The workload through ``run_sweep`` attached to the running head at ``address``; returns the trials
+    completed."""
+    from zsl_bench.search.tune_backend import run_sweep
+
+    space, base = space_and_base(args, root / "_data" / "synth")
+    kw = {"address": address, "objective": fixed_compute_objective}
+    return run_sweep(space, base, root, "overhead", **kw).completed
+
+
+def start_head(args: argparse.Namespace, root: Path) -> tuple[str, Path]:
+    """``zsl-bench cluster up`` of ``concurrency`` CPUs in ``root/_cluster`` (outside the clock, in its own
+    process as a researcher runs it), this process set up to attach to it; returns its address and cluster dir."""
+    from zsl_bench.cluster import head
+    from zsl_bench.ports import free_ports
+
+    cluster, (gcs, dash) = root / "_cluster", free_ports(2)
+    zsl = [sys.executable, "-m", "zsl_bench.cli", "cluster"]
+    up = [*zsl, "up", f"--num-cpus={args.concurrency}", f"--port={gcs}", f"--dashboard-port={dash}"]
+    subprocess.run([*up, f"--cluster-dir={cluster}"], check=True, capture_output=True)
+    state = head.load_state(cluster)
+    head.attach_env(state.address, cluster)  # before this process imports ray
+    return state.address, cluster
+
+
+def stop_head(cluster: Path) -> None:
+    """``zsl-bench cluster down`` of the head :func:`start_head` started."""
+    zsl = [sys.executable, "-m", "zsl_bench.cli", "cluster", "down", f"--cluster-dir={cluster}"]
+    subprocess.run(zsl, check=True, capture_output=True)
+
+
 def run_plain_optuna(args: argparse.Namespace, root: Path) -> int:
     """The same workload through plain Optuna: the same sampler, seed, journal storage and objective, the trials
     in ``concurrency`` threads of this process; returns the trials completed."""
@@ -136,16 +172,25 @@ def timeline(sweep_dir: Path, start: float, end: float) -> dict[str, float]:
 
 def run_side(args: argparse.Namespace, side: str) -> dict[str, Any]:
     """One side of the comparison in this process: wall, ratio and timeline."""
-    runner = run_zsl_bench if side == "zsl_bench" else run_plain_optuna
     ideal = args.trials * args.compute / args.concurrency
     from zsl_bench.data.synth import generate
 
     with tempfile.TemporaryDirectory() as tmp:
-        generate(Path(tmp) / "_data" / "synth")  # before the clock starts: the workload's data, not overhead
-        start = time.time()
-        completed = runner(args, Path(tmp))
-        end = time.time()
-        parts = timeline(Path(tmp) / "overhead", start, end)
+        root = Path(tmp)
+        generate(root / "_data" / "synth")  # before the clock starts: the workload's data, not overhead
+        runner = {"zsl_bench": run_zsl_bench, "plain_optuna": run_plain_optuna}.get(side)
+        cluster = None
+        if runner is None:  # attached: the head starts before the clock and stops after it
+            address, cluster = start_head(args, root)
+            runner = functools.partial(run_zsl_bench_attached, address=address)
+        try:
+            start = time.time()
+            completed = runner(args, root)
+            end = time.time()
+        finally:
+            if cluster is not None:
+                stop_head(cluster)
+        parts = timeline(root / "overhead", start, end)
     wall = end - start
     return {"side": side, "completed": completed, "wall_s": round(wall, 2), "ratio": round(wall / ideal, 3), **parts}
 
@@ -161,15 +206,16 @@ def side_in_subprocess(args: argparse.Namespace, side: str) -> dict[str, Any]:
 
 
 def side_by_side(args: argparse.Namespace) -> dict[str, Any]:
-    """Both sides, interleaved ``repeats`` times in alternating order; the median ratio of each."""
+    """Every side, interleaved ``repeats`` times in rotating order; the median ratio of each."""
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     for r in range(args.repeats):
-        for side in SIDES if r % 2 == 0 else SIDES[::-1]:
+        for side in SIDES[r % 3 :] + SIDES[: r % 3]:
             runs[side].append(side_in_subprocess(args, side))
     ratio = {side: statistics.median(run["ratio"] for run in runs[side]) for side in SIDES}
     return {
         "overhead_ratio": ratio["zsl_bench"],
         "plain_optuna_ratio": ratio["plain_optuna"],
+        "attached_ratio": ratio["zsl_bench_attached"],
         "zsl_bench_vs_plain_optuna": round(ratio["zsl_bench"] / ratio["plain_optuna"], 3),
         "runs": runs,
     }

@@ -50,6 +50,10 @@ def test_sweep_records_every_trial_and_survives_a_failing_one(synth_root, tmp_pa
     assert not (home / ".ray").exists()
     token = sweep_dir / "_ray" / "auth_token"
     assert token.exists() and oct(token.stat().st_mode & 0o777) == "0o600"
+    tune_trials = list((sweep_dir / "_ray" / "search").glob("trainable_*"))  # Tune's own: its JSON log only
+    assert len(tune_trials) == 4 and all((t / "result.json").exists() for t in tune_trials)
+    assert not [p.name for t in tune_trials for p in t.iterdir() if p.name.startswith(("progress", "events.out"))]
+    assert "Could not fetch metrics" not in err
 
     code, board, board_err = cli("leaderboard", "--results", str(tmp_path / "results"), "--format", "json")
     assert code == 0

@@ -37,7 +37,9 @@ Objective = Callable[..., Any]  # run_trial(config, run_dir, report=...) or a st
 def prepare_environment(ray_dir: Path, address: str | None) -> None:
     """Set the variables Ray reads on import: token auth with the attached cluster's own token, or a private
     per-sweep one (:func:`ensure_local_token`). Refuses a ray imported without token auth: it would never send a
-    token. Tune's own experiment state is left at its default period: nothing reads it back (``resume``)."""
+    token. Tune's own experiment state is left at its default period: nothing reads it back (``resume``), and its
+    default loggers are off: :func:`run_config` names the one it needs."""
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # its TensorBoard logger imports torch: ~2 s a sweep
     if "ray" in sys.modules and os.environ.get("RAY_AUTH_MODE") != "token":
         raise RuntimeError("ray was imported before run_sweep set up token auth; set RAY_AUTH_MODE=token first")
     if address:  # attach: the cluster's own token, never a per-sweep one
@@ -87,9 +89,22 @@ def ray_session(*, address: str | None, num_cpus: int | None, dashboard: bool) -
     try:
         yield
     finally:
+        if temp is not None:
+            _kill_monitor()
         ray.shutdown()
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def _kill_monitor() -> None:
+    """Kill the autoscaler monitor of the instance this process started: it ignores SIGTERM, so ``ray.shutdown``
+    waits a full second for it before killing it anyway (a single local node has nothing for it to scale)."""
+    from ray._private import ray_constants, worker
+
+    node = worker._global_node
+    for info in node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []) if node else []:
+        info.process.kill()
+        info.process.wait()
 
 
 def start_local_ray(num_cpus: int | None, dashboard: bool, runtime_env: dict[str, Any] | None) -> Path:
@@ -227,8 +242,10 @@ def trial_resources(settings: SweepSettings, multi_worker: bool = False) -> dict
 
 def run_config(name: str, ray_dir: Path, max_failures: int, searched: Iterable[str] = ()) -> Any:
     """The Tune ``RunConfig`` of experiment ``name``, its state under ``ray_dir``; its progress table shows the
-    ``searched`` keys (:func:`zsl_bench.search.progress.sweep_reporter`)."""
+    ``searched`` keys (:func:`zsl_bench.search.progress.sweep_reporter`). Of Tune's default loggers only the JSON
+    one, which its results read back (:func:`prepare_environment` turns the defaults off)."""
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
 
     from zsl_bench.search.progress import sweep_reporter
 
@@ -238,6 +255,7 @@ def run_config(name: str, ray_dir: Path, max_failures: int, searched: Iterable[s
         verbose=1,
         failure_config=tune.FailureConfig(max_failures=max_failures),
         progress_reporter=sweep_reporter(searched),
+        callbacks=[JsonLoggerCallback()],
     )
 
 
