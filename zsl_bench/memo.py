@@ -31,9 +31,19 @@ class KeepLast(Generic[T]):
         if last is not None and last[0] == key:
             return last[1]
         value = compute()
+        self.put(key, value)
+        return value
+
+    def peek(self, key: Hashable | list[object]) -> T | None:
+        """The value kept for ``key``, or None."""
+        with self._lock:
+            last = self._last
+        return last[1] if last is not None and last[0] == key else None
+
+    def put(self, key: Hashable | list[object], value: T) -> None:
+        """Keep ``value`` for ``key`` (instead of what was kept)."""
         with self._lock:
             self._last = (key, value)
-        return value
 
 
 def path_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:

@@ -1,5 +1,6 @@
-"""A frozen backbone is checkpointed once per run: the frozen file, loading it back, resuming and exploiting from
-it, a damaged frozen file; and the per-process memos a sweep's trials share (dataset, pretrained backbone)."""
+"""A frozen backbone is checkpointed once per run (a hard link to the previous trial's same file): the frozen
+file, loading it back, resuming and exploiting from it, a damaged frozen file; and the per-process memos a sweep's
+trials share (dataset, pretrained backbone)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,30 @@ def test_frozen_tensors_are_written_once_and_loaded_back(tmp_path):
 
     file.write_bytes(file.read_bytes()[:100])  # the frozen file of best.pt damaged: best.pt cannot be read
     assert checkpoint.load(folder / checkpoint.BEST) is None
+
+
+def test_the_next_trial_links_the_same_frozen_file_and_writes_a_changed_one(tmp_path):
+    model = build_model("resnet_test", 13, 64, width=8)
+    model.freeze_backbone()
+    files = []
+    for trial in ("a", "b", "c"):  # each trial its own FrozenPart, as run_trial makes them
+        if trial == "c":
+            with torch.no_grad():
+                next(iter(model.backbone.parameters())).mul_(2.0)
+        frozen = checkpoint.FrozenPart.matching(model.state_dict(), model.backbone_state())
+        checkpoint.save(tmp_path / trial, {"epoch": 1, "model": model.state_dict()}, best=True, frozen=frozen)
+        [file] = (tmp_path / trial / checkpoint.DIR).glob("frozen-*.pt")
+        files.append(file)
+        state = checkpoint.load(tmp_path / trial / checkpoint.DIR / checkpoint.LATEST)
+        assert all(torch.equal(state["model"][k], t) for k, t in model.state_dict().items())
+    a, b, c = (os.stat(f) for f in files)
+    assert (a.st_ino, a.st_nlink) == (b.st_ino, 2) and files[0].name == files[1].name  # b links a's file
+    assert c.st_ino != a.st_ino and files[2].name != files[0].name and c.st_nlink == 1
+    files[2].unlink()  # the file to link is gone: the next trial writes its own
+    frozen = checkpoint.FrozenPart.matching(model.state_dict(), model.backbone_state())
+    checkpoint.save(tmp_path / "d", {"epoch": 1, "model": model.state_dict()}, frozen=frozen)
+    assert os.stat(tmp_path / "d" / checkpoint.DIR / files[2].name).st_nlink == 1
+    assert checkpoint.load(tmp_path / "d" / checkpoint.DIR / checkpoint.LATEST)["epoch"] == 1
 
 
 def test_a_frozen_run_resumes_and_is_exploited_from_its_checkpoints(synth_root, tmp_path):

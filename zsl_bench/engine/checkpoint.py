@@ -8,7 +8,8 @@ A checkpoint holds ``{"epoch", "model", "optimizer", "generator", "history", "co
 to continue the trial at ``epoch + 1`` with the same data order and the same selection history.
 
 With a frozen backbone (:class:`FrozenPart`) the tensors that training never changes are written once per run, into
-``checkpoint/frozen-<digest>.pt`` (atomic and synced like every checkpoint): each checkpoint's ``model`` holds the
+``checkpoint/frozen-<digest>.pt`` (atomic and synced like every checkpoint; a hard link to the same file of the
+previous trial of this process when there is one, as in a head-only sweep): each checkpoint's ``model`` holds the
 rest, and its ``"frozen": {"file", "keys"}`` names that file; :func:`load` merges it back, so a loaded checkpoint
 always holds the whole state dict. A checkpoint whose frozen file is missing or unreadable counts as unreadable.
 """
@@ -16,7 +17,9 @@ always holds the whole state dict. A checkpoint whose frozen file is missing or 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import os
 import pickle
 import re
 from collections.abc import Iterable
@@ -25,8 +28,9 @@ from typing import Any
 
 import torch
 
-from zsl_bench.atomic import atomic_open
+from zsl_bench.atomic import atomic_path, write_bytes
 from zsl_bench.errors import UserError
+from zsl_bench.memo import KeepLast
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ DIR = "checkpoint"
 LATEST = "latest.pt"
 BEST = "best.pt"
 FROZEN = "frozen"  # the entry of a checkpoint that names its frozen file
+_FROZEN_WRITTEN: KeepLast[Path] = KeepLast()  # the frozen file this process wrote last, by its name
 _FOREIGN = "zsl-bench did not write it: delete that run directory (or its checkpoint folder) and run again"
 
 
@@ -54,11 +59,10 @@ def save(
         rest, ref = frozen.split(folder, state["model"])
         state = {**state, "model": rest, **({FROZEN: ref} if ref is not None else {})}
     path = folder / LATEST
-    _atomic_save(state, path)
-    if best:
-        _atomic_save(state, folder / BEST)
+    data = _serialise(state)  # once, for every file that holds this state
+    for target in (path, *([folder / BEST] if best else []), *([epoch_file(run_dir, state["epoch"])] if keep else [])):
+        write_bytes(target, data, fsync=True)  # on disk before the rename makes it the checkpoint
     if keep > 0:
-        _atomic_save(state, epoch_file(run_dir, state["epoch"]))
         for old in sorted(folder.glob("epoch_*.pt"))[:-keep]:
             old.unlink(missing_ok=True)
     return path
@@ -176,7 +180,9 @@ class FrozenPart:
 
     def _write(self, folder: Path, frozen: dict[str, torch.Tensor]) -> None:
         name = f"frozen-{tensors_digest(frozen)[:16]}.pt"
-        _atomic_save({k: t.detach().cpu() for k, t in frozen.items()}, folder / name)
+        if not _link_written(name, folder / name):
+            write_bytes(folder / name, _serialise({k: t.detach().cpu() for k, t in frozen.items()}), fsync=True)
+            _FROZEN_WRITTEN.put(name, folder / name)
         self._written = {k: (t, t._version) for k, t in frozen.items()}
         self._ref = {"file": name, "keys": sorted(frozen)}
         self._folder = folder
@@ -216,6 +222,24 @@ def _refused(exc: Exception) -> str:
     return f"it asks for {what.group(1)}" if what else "it is not a tensors-only torch file"
 
 
-def _atomic_save(state: dict[str, Any], path: Path) -> None:
-    with atomic_open(path, fsync=True) as fh:  # on disk before the rename makes it the checkpoint
-        torch.save(state, fh)
+def _serialise(state: dict[str, Any]) -> bytes:
+    """``torch.save`` of ``state`` into bytes."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def _link_written(name: str, path: Path) -> bool:
+    """Hard-link the frozen file ``name`` this process wrote last (the same digest: the same tensors; a trial of
+    the same sweep on the same filesystem) to ``path``; False when there is none to link. Every checkpoint file is
+    replaced, never changed, so linked files never change under each other."""
+    source = _FROZEN_WRITTEN.peek(name)
+    if source is None or source == path:
+        return False
+    try:
+        with atomic_path(path) as tmp:
+            tmp.unlink()
+            os.link(source, tmp)
+    except OSError:  # removed since, or another filesystem: write it instead
+        return False
+    return True
