@@ -50,6 +50,7 @@ def stub_objective(cfg: Any, run_dir: Path, report: Any = None, init_from: Any =
         writer = RunWriter(run_dir, resume_after=start or None)
     writer.config(to_dict(cfg))
     record: dict[str, float] = {}
+    final = None
     for epoch in range(start + 1, cfg.train.epochs + 1):
         h = epoch / cfg.train.epochs * (1.0 + math.log10(cfg.optim.lr) / 10)
         record = {"czsl": h, "u": h, "s": h, "h": h, "gamma": 0.0}
@@ -57,13 +58,16 @@ def stub_objective(cfg: Any, run_dir: Path, report: Any = None, init_from: Any =
         latest.parent.mkdir(exist_ok=True)
         for path in (latest, epoch_file(run_dir, epoch)):
             path.write_text(json.dumps({"epoch": epoch}))
+        if epoch == cfg.train.epochs:  # as run_trial: before the last report, inside which Tune may end the trial
+            final = _finish(writer, "completed", epoch, record)
         try:
             if report is not None:
                 report({"epoch": epoch, "val/h": h})
         except SystemExit:  # the scheduler stopped or paused the trial
-            _finish(writer, "stopped", epoch, record)
+            if final is None:
+                _finish(writer, "stopped", epoch, record)
             raise
-    return _finish(writer, "completed", cfg.train.epochs, record)
+    return final or _finish(writer, "completed", cfg.train.epochs, record)
 
 
 def _finish(writer: Any, status: str, epoch: int, record: dict[str, float]) -> dict[str, Any]:
