@@ -59,8 +59,9 @@ def save(
         rest, ref = frozen.split(folder, state["model"])
         state = {**state, "model": rest, **({FROZEN: ref} if ref is not None else {})}
     path = folder / LATEST
+    targets = [path] + ([folder / BEST] if best else []) + ([epoch_file(run_dir, state["epoch"])] if keep > 0 else [])
     data = _serialise(state)  # once, for every file that holds this state
-    for target in (path, *([folder / BEST] if best else []), *([epoch_file(run_dir, state["epoch"])] if keep else [])):
+    for target in targets:
         write_bytes(target, data, fsync=True)  # on disk before the rename makes it the checkpoint
     if keep > 0:
         for old in sorted(folder.glob("epoch_*.pt"))[:-keep]:

@@ -102,7 +102,9 @@ def _kill_monitor() -> None:
     from ray._private import ray_constants, worker
 
     node = worker._global_node
-    for info in node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []) if node else []:
+    if node is None:
+        return
+    for info in node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []):
         info.process.kill()
         info.process.wait()
 
