@@ -532,9 +532,10 @@ def test_an_optuna_top_up_does_not_repeat_a_drawn_configuration(synth_root, tmp_
 PROBE = """
 import glob, json, os, stat, psutil
 os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0123456789abcdef0123456789abcdef")
-from zsl_bench.search.ray_adapter import start_local_ray as _start_local_ray
+from zsl_bench.search.local_ray import start_local_ray as _start_local_ray
 import ray
-temp = _start_local_ray(1, False, None)
+local = _start_local_ray(1, False, None)
+temp = local.temp
 @ray.remote
 def pid():
     return os.getpid()
@@ -550,8 +551,7 @@ ports = [int(open(f).read()) for f in glob.glob(str(temp / "ray/session_latest/m
 info = os.stat(temp)
 print(json.dumps({"temp": str(temp), "mode": stat.S_IMODE(info.st_mode), "uid": info.st_uid, "uid_me": os.getuid(),
                   "listen": listen, "shared": shared, "metrics_ports": ports}))
-ray.shutdown()
-import shutil; shutil.rmtree(temp)  # what run_sweep does at the end
+local.stop()  # what run_sweep does at the end
 """
 
 

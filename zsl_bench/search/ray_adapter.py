@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import sys
 import tempfile
 import time
@@ -76,82 +75,25 @@ def ensure_local_token(ray_dir: Path) -> None:
 @contextmanager
 def ray_session(*, address: str | None, num_cpus: int | None, dashboard: bool) -> Iterator[None]:
     """Ray for the duration of a sweep: attached to the cluster at ``address`` (``HOST:PORT``, only disconnected
-    at the end), or a local instance started here (:func:`start_local_ray`) and shut down and removed at the end.
-    Every worker gets this process's plugin modules (``--plugin`` / ``$ZSL_BENCH_PLUGINS``)."""
+    at the end), or this sweep's own node (``local_ray.start_local_ray``), stopped and removed at the end. Every
+    worker gets this process's plugin modules (``--plugin`` / ``$ZSL_BENCH_PLUGINS``)."""
     import ray
 
     runtime_env = ray_runtime_env() or None
-    temp = None
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env)
-    else:
-        temp = start_local_ray(num_cpus, dashboard, runtime_env)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    from zsl_bench.search.local_ray import start_local_ray
+
+    local = start_local_ray(num_cpus, dashboard, runtime_env)
     try:
         yield
     finally:
-        if temp is not None:
-            _kill_monitor()
-        ray.shutdown()
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
-
-
-def _kill_monitor() -> None:
-    """Kill the autoscaler monitor of the instance this process started: it ignores SIGTERM, so ``ray.shutdown``
-    waits a full second for it before killing it anyway (a single local node has nothing for it to scale)."""
-    from ray._private import ray_constants, worker
-
-    node = worker._global_node
-    if node is None:
-        return
-    for info in node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []):
-        info.process.kill()
-        info.process.wait()
-
-
-def start_local_ray(num_cpus: int | None, dashboard: bool, runtime_env: dict[str, Any] | None) -> Path:
-    """Start this sweep's own Ray instance, private to this user and machine; returns its temp folder (to remove).
-
-    Ray's temp dir (sessions, logs, sockets: made 0777 by Ray) lies inside a 0700 folder
-    (``cluster.head.private_temp_dir``). The node's IP is the loopback one, so every Prometheus metrics server
-    (the dashboard agent's ``metrics_export_port``, the dashboard's and the autoscaler's) binds 127.0.0.1: Ray 2.60
-    binds them to loopback exactly when the node IP is loopback, and turns a loopback ``_node_ip_address`` into the
-    routable IP unless clusters are off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which only forbids other nodes
-    joining: none join this instance). Ray's gRPC servers (GCS, raylet, workers) still listen on every interface,
-    behind the token. ``dashboard``: multi-worker trials need it (when Tune stops one, Ray Train frees its workers
-    through the State API)."""
-    import ray
-    from ray._private import ray_constants
-
-    from zsl_bench.cluster.head import check_private, private_temp_dir
-
-    temp = private_temp_dir()
-    saved = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the processes Ray starts read it too
-    ray_constants.ENABLE_RAY_CLUSTER = False  # read at import: this process may have imported ray already
-    try:
-        ray.init(
-            address="local",
-            num_cpus=num_cpus or os.cpu_count(),
-            include_dashboard=dashboard,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            runtime_env=runtime_env,
-            _temp_dir=str(temp / "ray"),
-            _node_ip_address="127.0.0.1",
-        )
-        check_private(temp)
-    except BaseException:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    finally:  # the node knows its IP now; a later attach from this process must not see loopback
-        ray_constants.ENABLE_RAY_CLUSTER = saved[0]
-        if saved[1] is None:
-            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-        else:
-            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = saved[1]
-    return temp
+        local.stop()
 
 
 def to_tune_domain(param: Param) -> Any:
