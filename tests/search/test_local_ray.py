@@ -70,12 +70,11 @@ def test_with_the_dashboard_the_api_server_starts_and_the_monitors_do_not(facts)
         assert not _started(full["commands"], script), script
 
 
-def test_the_socket_retry_is_short_no_worker_is_prestarted_and_task_events_are_kept_only_for_the_dashboard(facts):
+def test_the_socket_retry_is_short_and_task_events_are_kept_only_for_the_dashboard(facts):
     for side in ("lean", "dashboard"):
         config = facts[side]["config"]
         assert config["raylet_client_connect_timeout_milliseconds"] == 50, side
         assert config["raylet_client_num_connect_attempts"] == 200, side
-        assert config["prestart_worker_first_driver"] is False, side
     assert facts["lean"]["config"]["task_events_report_interval_ms"] == 0
     assert "task_events_report_interval_ms" not in facts["dashboard"]["config"]  # Ray's default: reported
 

@@ -14,10 +14,9 @@ driver to it. Left out, each a Python process that imports much of Ray while the
   stopped trial through the State API), so they get the full API server.
 
 Fixed waits go too: the node returns once its raylet has registered (Ray's own check takes a second more), the
-raylet retries its object store's socket after 50 ms instead of a second, the driver's connect does not wait for
-prestarted workers (:data:`_FAST_START`), and without the dashboard no task events are kept, whose flush held
-every driver's shut-down ~0.25 s. Together: start-up to the first trial 5.5 s → 3.4–3.7 s, shut-down 0.58 s →
-0.34 s (``benchmarks/sweep_overhead.py``, 2 cores). Uses
+raylet retries its object store's socket after 50 ms instead of a second (:data:`_FAST_START`), and without the
+dashboard no task events are kept, whose flush held every driver's shut-down ~0.25 s. Together: start-up to the
+first trial 5.5 s → 3.6–3.7 s, shut-down 0.58 s → 0.34 s (``benchmarks/sweep_overhead.py``, 2 cores). Uses
 ``ray._private`` (``Node``, ``RayParams``): Ray is pinned in ``constraints.txt``, and
 ``tests/search/test_local_ray.py`` checks the processes, the settings and the shut-down.
 """
@@ -36,13 +35,10 @@ from typing import Any
 # A raylet connecting to its object store, and a worker to its raylet, retry a socket not yet listening after
 # raylet_client_connect_timeout_milliseconds (Ray's default: 1000): the store's thread loses that race to the raylet
 # in about two starts in five on a 2-core machine, a whole second each. 50 ms steps, and as many attempts again as
-# keep a worker's ten-second budget. No workers are prestarted for the first driver: the raylet answers that
-# driver's connect only after starting them (~0.33 s), and the trials' actors start their own processes anyway.
-_FAST_START = {
-    "raylet_client_connect_timeout_milliseconds": 50,
-    "raylet_client_num_connect_attempts": 200,
-    "prestart_worker_first_driver": False,
-}
+# keep a worker's ten-second budget. (Ray still prestarts one worker per CPU for the first driver, whose connect
+# waits ~0.33 s for them: turned off, start-up gained ~0.15 s but the two first trials' workers raced, and the
+# seeded quickstart sweep no longer gave the same leaderboard twice.)
+_FAST_START = {"raylet_client_connect_timeout_milliseconds": 50, "raylet_client_num_connect_attempts": 200}
 # Task events (what `ray list tasks` and the dashboard's timeline show) are not reported without the dashboard:
 # each driver's shut-down otherwise waits ~0.25 s to flush them.
 _NO_TASK_EVENTS = {"task_events_report_interval_ms": 0}
