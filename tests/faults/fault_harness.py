@@ -3,8 +3,9 @@
 The contract (``zsl_bench.errors``): bad input is exit code 2 and exactly one line on stderr — what, where, how
 to fix — never a traceback, and nothing left in the folders the command was given. Each case runs in its own
 folder (the working directory, ``$HOME`` and the XDG folders point into it), so a file written anywhere a command
-may write by default shows up in the before/after comparison. Ray is never started: ``ray.init`` is replaced by a
-function that raises, and a case that reaches it is reported (a sweep must fail before Ray starts).
+may write by default shows up in the before/after comparison. Ray is never started: ``ray.init`` and
+``start_local_ray`` (which starts a sweep's own node) are replaced by a function that raises, and a case that
+reaches it is reported (a sweep must fail before Ray starts).
 
 Shared by ``tests/faults/test_bad_input.py`` and ``benchmarks/faults.py``.
 """
@@ -185,7 +186,8 @@ def _isolated(folder: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _ray_refused() -> Iterator[None]:
-    """``ray.init`` raises :class:`RayReached` (a stand-in module when ray was never imported)."""
+    """``ray.init`` and ``local_ray.start_local_ray`` raise :class:`RayReached` (a stand-in ``ray`` module when ray
+    was never imported)."""
     real = sys.modules.get("ray")
     module = real if real is not None else types.ModuleType("ray")
     saved = getattr(module, "init", None)
@@ -193,12 +195,17 @@ def _ray_refused() -> Iterator[None]:
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise RayReached("ray.init reached: the sweep passed validation")
 
+    from zsl_bench.search import local_ray  # a sweep's own node starts there, before its ray.init
+
+    start_local = local_ray.start_local_ray
     module.init = refuse  # type: ignore[attr-defined]
+    local_ray.start_local_ray = refuse  # type: ignore[assignment]
     if real is None:
         sys.modules["ray"] = module
     try:
         yield
     finally:
+        local_ray.start_local_ray = start_local  # type: ignore[assignment]
         if real is None:
             sys.modules.pop("ray", None)
         elif saved is not None:

@@ -4,11 +4,12 @@ directory with per-epoch checkpoints, so pausing, stopping and PBT's exploit wor
 
 A new registry entry is covered by registering it: the parameters of its sweep are chosen from the types it
 supports, and a scheduler is paired with the first searcher its checks accept. The sweeps share one Ray instance
-(started once here; ``run_sweep``'s own start and shutdown are stubbed out) to keep the module near a minute.
+(started once here; ``run_sweep``'s own Ray session is stubbed out) to keep the module near a minute.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -49,7 +50,7 @@ def stub_objective(cfg: Any, run_dir: Path, report: Any = None, init_from: Any =
             start = json.loads(latest.read_text())["epoch"]
         writer = RunWriter(run_dir, resume_after=start or None)
     writer.config(to_dict(cfg))
-    record: dict[str, float] = {}
+    record = _last_val_record(run_dir) if start else {}  # a run started at its last epoch has no epoch to run
     final = None
     for epoch in range(start + 1, cfg.train.epochs + 1):
         h = epoch / cfg.train.epochs * (1.0 + math.log10(cfg.optim.lr) / 10)
@@ -68,6 +69,13 @@ def stub_objective(cfg: Any, run_dir: Path, report: Any = None, init_from: Any =
                 _finish(writer, "stopped", epoch, record)
             raise
     return final or _finish(writer, "completed", cfg.train.epochs, record)
+
+
+def _last_val_record(run_dir: Path) -> dict[str, float]:
+    """The scores of the last validation record in ``run_dir``'s ``metrics.jsonl`` (inherited or its own)."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    last = [json.loads(line) for line in lines if json.loads(line).get("split") == "val"][-1]
+    return {k: last[k] for k in ("czsl", "u", "s", "h", "gamma")}
 
 
 def _finish(writer: Any, status: str, epoch: int, record: dict[str, float]) -> dict[str, Any]:
@@ -120,6 +128,7 @@ CASES = [(s, "fifo") for s in SEARCHERS.names()] + [(searcher_for(s), s) for s i
 @pytest.fixture(scope="module")
 def shared_ray(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One local Ray instance (2 CPUs, token auth) for every sweep of this module."""
+    from zsl_bench.search import tune_backend
     from zsl_bench.search.ray_adapter import ensure_local_token
 
     keys = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
@@ -133,8 +142,8 @@ def shared_ray(tmp_path_factory: pytest.TempPathFactory) -> Any:
         cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
         ray.init(address="local", num_cpus=2, include_dashboard=False, **quiet)
-        patch.setattr(ray, "init", lambda *args, **kwargs: None)  # run_sweep attaches to this instance instead ...
-        patch.setattr(ray, "shutdown", lambda *args, **kwargs: None)  # ... and leaves it running
+        # run_sweep runs on this instance instead of starting (and stopping) its own
+        patch.setattr(tune_backend, "ray_session", lambda **_kwargs: contextlib.nullcontext())
         yield ray
         patch.undo()
         ray.shutdown()

@@ -13,6 +13,7 @@ with its Tune checkpoint), the reported ``epoch`` of a multi-worker one (which h
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -106,14 +107,32 @@ class HyperBandOptions(Options):
 
 
 def _hyperband(o: HyperBandOptions, settings: SweepSettings, epochs: int, space: dict[str, Param], multi: bool) -> Any:
-    from ray.tune.schedulers import HyperBandScheduler
-
-    return HyperBandScheduler(
+    return _hyperband_class()(
         time_attr=time_attr(multi),
         max_t=epochs,
         reduction_factor=o.reduction_factor,
         stop_last_trials=o.stop_last_trials,
     )
+
+
+@functools.cache
+def _hyperband_class() -> type:
+    """Ray's ``HyperBandScheduler``, which also stops the trials it paused at ``max_t`` when the last other trial
+    of their bracket ends without a separate last result (made on first use: ray is imported only here)."""
+    from ray.tune.schedulers import HyperBandScheduler
+
+    class HyperBand(HyperBandScheduler):
+        """Ray 2.60 stops a finished bracket's paused trials only from ``on_trial_result``. A function trial's last
+        report can reach Tune together with its end (``done``), which goes to ``on_trial_complete`` instead: a
+        trial paused at ``max_t`` in the same bracket then stays paused, and ``Tuner.fit`` never returns."""
+
+        def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+            bracket, _ = self._trial_info[trial]
+            super().on_trial_remove(tune_controller, trial)
+            if bracket.finished():
+                bracket.cleanup_full(tune_controller)  # stops its paused trials: each reached max_t
+
+    return HyperBand
 
 
 class MedianOptions(Options):
