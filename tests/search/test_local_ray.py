@@ -19,7 +19,13 @@ from zsl_bench.search.local_ray import start_local_ray
 
 
 def facts(dashboard):
-    local = start_local_ray(1, dashboard, None)
+    seen = []  # what the driver's own work during the start sees: the raylet launched, the driver not connected
+
+    def while_starting():
+        names = [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)]
+        seen.append([ray.is_initialized(), any("raylet" in n for n in names)])
+
+    local = start_local_ray(1, dashboard, None, while_starting=while_starting)
 
     @ray.remote
     class Echo:
@@ -35,7 +41,8 @@ def facts(dashboard):
     _, alive = psutil.wait_procs(procs, timeout=20)
     alive = [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
     return {"kinds": kinds, "commands": commands, "config": config, "worker": worker,
-            "alive": alive, "temp_left": local.temp.exists(), "initialized": ray.is_initialized()}
+            "alive": alive, "temp_left": local.temp.exists(), "initialized": ray.is_initialized(),
+            "while_starting": seen}
 
 
 print(json.dumps({"lean": facts(False), "dashboard": facts(True)}))
@@ -84,3 +91,8 @@ def test_stop_ends_every_process_and_removes_the_private_folder(facts):
         got = facts[side]
         assert got["alive"] == [], side
         assert not got["temp_left"] and not got["initialized"], side
+
+
+def test_the_drivers_own_work_runs_once_while_the_raylet_starts(facts):
+    for side in ("lean", "dashboard"):
+        assert facts[side]["while_starting"] == [[False, True]], side

@@ -10,6 +10,8 @@ reads ``RAY_AUTH_MODE`` on import, which :func:`prepare_environment` sets first.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import logging
 import os
@@ -89,7 +91,9 @@ def ray_session(*, address: str | None, num_cpus: int | None, dashboard: bool) -
         return
     from zsl_bench.search.local_ray import start_local_ray
 
-    local = start_local_ray(num_cpus, dashboard, runtime_env)
+    # the sweep imports Ray Tune next: on one core while the node's agents start on the other
+    tune = functools.partial(importlib.import_module, "ray.tune")
+    local = start_local_ray(num_cpus, dashboard, runtime_env, while_starting=tune)
     try:
         yield
     finally:
