@@ -73,8 +73,8 @@ def stub_objective(cfg: Any, run_dir: Path, report: Any = None, init_from: Any =
 
 def _last_val_record(run_dir: Path) -> dict[str, float]:
     """The scores of the last validation record in ``run_dir``'s ``metrics.jsonl`` (inherited or its own)."""
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    last = [json.loads(line) for line in lines if json.loads(line).get("split") == "val"][-1]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in records if r.get("split") == "val"][-1]
     return {k: last[k] for k in ("czsl", "u", "s", "h", "gamma")}
 
 

